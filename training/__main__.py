@@ -1,0 +1,141 @@
+"""Command line: ``python -m training {train,export,stylize}``.
+
+Problems with the user's input print one line (``error: ...``) and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from models.errors import UserError
+
+ARCH_CHOICES = ("johnson", "lite")  # models.style_net.ARCHS, without importing torch here
+LOSS_NETS = ("efficientnet_lite0", "vgg16", "vgg19")  # models.backbones.BACKBONES
+
+EPILOG = """examples:
+  python -m training train --style starry.jpg --data photos/ --out runs/starry --arch lite --steps 2000
+  python -m training train --style a.jpg --style b.jpg --data photos/ --out runs/ab   # one network, two styles
+  torchrun --nproc_per_node=4 -m training train --style a.jpg --data coco/ --out runs/a
+  python -m training export runs/starry/checkpoint.pt --out starry.onnx
+  python -m training stylize --model starry.onnx photo.jpg --out photo_starry.png
+  python -m training stylize --model ab.onnx photo.jpg --out mix.png --blend a=0.5 b=0.5
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m training", description="Train fast style networks, export them to ONNX, run them.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{train,export,stylize}")
+
+    t = sub.add_parser("train", help="train a style network on a painting and a folder of photos",
+                       description="Train a feed-forward style network (Johnson et al. 2016). Several --style "
+                                   "images train one network holding all of them (conditional instance norm).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--style", action="append", required=True, metavar="IMG",
+                   help="style image (repeat for a network of several styles)")
+    t.add_argument("--name", action="append", dest="names", default=[], metavar="NAME",
+                   help="style name, one per --style (default: the image's file name)")
+    t.add_argument("--data", required=True, metavar="DIR", help="folder of training photos (searched recursively)")
+    t.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoint.pt and samples/")
+    t.add_argument("--loss-net", default="efficientnet_lite0", choices=LOSS_NETS,
+                   help="pretrained network of the perceptual loss (vgg16/vgg19 download their weights)")
+    t.add_argument("--loss-net-weights", metavar="PATH", help="local weights file for the loss network")
+    t.add_argument("--arch", default="johnson", choices=ARCH_CHOICES,
+                   help="style network size: johnson (quality, GPU) or lite (real time on a CPU)")
+    t.add_argument("--size", type=_positive_int, default=256, help="training crop size in pixels")
+    t.add_argument("--style-size", type=_positive_int, help="longer side of the style images (default: 2 x size)")
+    t.add_argument("--batch", type=_positive_int, default=4, help="images per step (per process under torchrun)")
+    t.add_argument("--steps", type=_positive_int, default=2000, help="total training steps")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--content-weight", type=float, help="content loss weight (default: the loss network's)")
+    t.add_argument("--style-weight", type=float, help="style loss weight (default: the loss network's)")
+    t.add_argument("--tv-weight", type=float, help="total variation weight (default: the loss network's)")
+    t.add_argument("--sample-every", type=_positive_int, default=250, help="write a sample image every N steps")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=250, help="write the checkpoint every N steps")
+    t.add_argument("--seed", type=int, default=0, help="random seed (data order, crops, initial weights)")
+    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA and on CPUs with AMX, else fp32")
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--workers", type=int, help="data loader processes (default: 4 on CUDA, 0 on CPU)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("export", help="export a checkpoint to ONNX and check it against torch",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt (or its run folder)")
+    e.add_argument("--out", required=True, metavar="FILE.onnx")
+    e.add_argument("--fp16", action="store_true", help="float16 weights and compute (for GPUs), float32 I/O")
+
+    s = sub.add_parser("stylize", help="stylise an image with an ONNX model (no torch needed)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("image", nargs="?", metavar="IMG", help="photo to stylise (default: a bundled photo)")
+    s.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default style)")
+    s.add_argument("--out", default="stylized.png", metavar="OUT.png")
+    s.add_argument("--blend", nargs="+", default=[], metavar="NAME=W",
+                   help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
+    s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
+    s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
+    return ap
+
+
+def _train(args: argparse.Namespace) -> None:
+    from training.train import TrainSettings, train
+
+    settings = TrainSettings(
+        style=args.style, names=args.names, data=args.data, out=args.out, loss_net=args.loss_net,
+        loss_net_weights=args.loss_net_weights, arch=args.arch, size=args.size, style_size=args.style_size,
+        batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision, device=args.device,
+        workers=args.workers, resume=args.resume)
+    train(settings, progress=not args.no_progress)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from training.export import export_checkpoint
+
+    path, err = export_checkpoint(args.checkpoint, args.out, fp16=args.fp16)
+    print(f"wrote {path}; parity with torch at 240x320 and 181x263: max abs difference {err:.2e}")
+
+
+def _stylize(args: argparse.Namespace) -> None:
+    from models import zoo
+    from training.stylize import stylize_file
+
+    providers = {"auto": None, "cpu": ["CPUExecutionProvider"],
+                 "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}[args.provider]
+    out = stylize_file(args.model or zoo.model_path(), args.image or zoo.SAMPLE_PHOTO, args.out,
+                       blend=args.blend, max_size=args.max_size, providers=providers)
+    print(f"wrote {out}")
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
+    try:
+        {"train": _train, "export": _export, "stylize": _stylize}[args.command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Export a trained style network to ONNX, with metadata and a numeric parity check.
+
+The graph takes ``image`` (float32 NCHW RGB in [0, 1], any batch, height and width)
+and, for a network of several styles, ``style_weights`` (float32, batch x styles);
+it returns ``stylized`` in the same format. The style names and training settings
+are stored in the model's metadata for the runner and ``stylize``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.errors import UserError
+from models.onnx_style import META_ARCH, META_FORMAT, META_STYLES, META_TRAINING, TENSOR_FORMAT
+from models.style_net import StyleNet
+from training.checkpoint import load_checkpoint, style_net_from_checkpoint
+
+OPSET = 18
+
+
+class _Exportable(nn.Module):
+    """Fixes the graph's inputs and optional float16 compute behind float32 I/O."""
+
+    def __init__(self, net: StyleNet, fp16: bool):
+        super().__init__()
+        self.net = net.half() if fp16 else net
+        self.fp16 = fp16
+
+    def forward(self, image: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        if self.fp16:
+            image = image.half()
+            style_weights = style_weights.half() if style_weights is not None else None
+        return self.net(image, style_weights).float()
+
+
+def export_style_net(net: StyleNet, out: str | os.PathLike, fp16: bool = False,
+                     metadata: dict[str, str] | None = None) -> Path:
+    """Write ``net`` as an ONNX file with dynamic batch, height and width; returns the path."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval().cpu()
+    module = _Exportable(net, fp16).eval()
+    conditional = net.num_styles > 1
+    image = torch.rand(1, 3, 64, 80)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    height = torch.export.Dim("height", min=16, max=16384)
+    width = torch.export.Dim("width", min=16, max=16384)
+    args: tuple = (image,)
+    shapes: dict = {"image": {0: batch, 2: height, 3: width}}
+    inputs = ["image"]
+    if conditional:
+        args += (torch.full((1, net.num_styles), 1.0 / net.num_styles),)
+        shapes["style_weights"] = {0: batch}
+        inputs.append("style_weights")
+    tmp = out.with_name(out.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
+        program = torch.onnx.export(module, args, input_names=inputs, output_names=["stylized"],
+                                    dynamo=True, opset_version=OPSET, dynamic_shapes=shapes,
+                                    verbose=False, optimize=True)
+    import onnx
+
+    model = program.model_proto
+    meta = {META_FORMAT: TENSOR_FORMAT, **(metadata or {})}
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def parity(net: StyleNet, onnx_path: str | os.PathLike,
+           sizes: tuple[tuple[int, int], ...] = ((240, 320), (181, 263))) -> float:
+    """Max absolute difference between torch and onnxruntime outputs over ``sizes`` (H, W).
+
+    A conditional network is compared on a blend of all its styles.
+    """
+    from models.onnx_style import OnnxStyleModel
+
+    model = OnnxStyleModel(onnx_path, providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w, generator=gen)
+        weights = torch.softmax(torch.randn(1, net.num_styles, generator=gen), 1) if net.num_styles > 1 else None
+        with torch.no_grad():
+            ref = net.float()(x, weights).numpy()
+        got = model.run(x.numpy(), None if weights is None else weights.numpy())
+        worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = False) -> tuple[Path, float]:
+    """Export a training checkpoint; returns the ONNX path and the parity error."""
+    ckpt = load_checkpoint(checkpoint)
+    net = style_net_from_checkpoint(ckpt, checkpoint)
+    cfg = ckpt["config"]
+    training = {k: cfg[k] for k in ("arch", "net", "loss_net", "loss", "settings", "precision", "world_size",
+                                    "wall_seconds") if k in cfg}
+    training["step"] = int(ckpt["step"])
+    meta = {META_STYLES: json.dumps(cfg["styles"]), META_ARCH: cfg["arch"], META_TRAINING: json.dumps(training)}
+    try:
+        path = export_style_net(net, out, fp16=fp16, metadata=meta)
+    except OSError as e:
+        raise UserError(f"{out}: cannot write the ONNX file ({e.strerror or e})") from None
+    # fp16 is compared against the fp32 network it came from.
+    return path, parity(style_net_from_checkpoint(ckpt, checkpoint), path)

@@ -1,0 +1,155 @@
+"""Perceptual losses in one place: content, Gram-matrix style and total variation.
+
+Shared by fast style training (``training.train``) and the optimisation methods in
+``visualize/``. Each term is normalised by the size of its target (the squared norm
+of the target feature or Gram), so one set of weights serves every layer and backbone.
+Grams and losses are computed in fp32 even when the network runs in bf16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+from models.backbones import Backbone
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """Gram matrix F F^T / (H W) of (B, C, H, W) features, in fp32: (B, C, C)."""
+    b, c, h, w = feat.shape
+    f = feat.float().reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (h * w)
+
+
+def _relative_sq_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image ||x - t||^2 / ||t||^2, shape (B,)."""
+    dims = tuple(range(1, x.dim()))
+    x, target = x.float(), target.float()
+    return ((x - target) ** 2).sum(dims) / (target ** 2).sum(dims).clamp_min(1e-8)
+
+
+def content_loss(feats: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+                 layer_weights: Mapping[str, float]) -> torch.Tensor:
+    """Feature reconstruction loss, each layer relative to its target, per image: (B,)."""
+    total = sum(w * _relative_sq_error(feats[l], targets[l]) for l, w in layer_weights.items())
+    return total / sum(layer_weights.values())
+
+
+def style_loss(feats: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+               layer_weights: Mapping[str, float]) -> torch.Tensor:
+    """Gram-matrix style loss, each layer relative to its target Gram, per image: (B,).
+
+    ``target_grams[l]`` is (B, C, C) or (1, C, C) to broadcast over the batch.
+    """
+    total = 0.0
+    for l, w in layer_weights.items():
+        g = gram(feats[l])
+        t = target_grams[l].expand_as(g)
+        total = total + w * _relative_sq_error(g, t)
+    return total / sum(layer_weights.values())
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Total variation as the mean absolute difference of neighbouring pixels, per image: (B,)."""
+    img = img.float()
+    dx = (img[..., :, 1:] - img[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+    dy = (img[..., 1:, :] - img[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+    return dx + dy
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which layers and weights make the perceptual loss of one backbone."""
+
+    content_layers: dict[str, float]
+    style_layers: dict[str, float]
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, content_weight: float | None = None, style_weight: float | None = None,
+                       tv_weight: float | None = None, content_layers: Sequence[str] | None = None,
+                       style_layers: Sequence[str] | None = None) -> "LossConfig":
+        """A copy with the given values replaced; layers given by name get weight 1 each."""
+        changes: dict = {}
+        for key, value in (("content_weight", content_weight), ("style_weight", style_weight),
+                           ("tv_weight", tv_weight)):
+            if value is not None:
+                changes[key] = value
+        if content_layers:
+            changes["content_layers"] = {l: 1.0 for l in content_layers}
+        if style_layers:
+            changes["style_layers"] = {l: 1.0 for l in style_layers}
+        return replace(self, **changes)
+
+
+# Default loss settings per backbone, for training fast style networks.
+TRAINING_LOSSES: dict[str, LossConfig] = {
+    # Johnson et al. 2016.
+    "vgg16": LossConfig(content_layers={"relu2_2": 1.0},
+                        style_layers={"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}),
+    "vgg19": LossConfig(content_layers={"relu2_2": 1.0},
+                        style_layers={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0,
+                                      "relu5_1": 1.0}),
+    # Measured on the offline network (shared notes): outputs of the blocks, signed;
+    # content at block2 and block4 together keeps faces, block4 alone distorts them.
+    "efficientnet_lite0": LossConfig(
+        content_layers={"block2": 1.0, "block4": 1.0},
+        style_layers={"stem": 0.2, "block0": 0.2, "block2": 1.0, "block4": 1.0, "block7": 1.0},
+        content_weight=1.0, style_weight=10.0, tv_weight=1.0),
+}
+
+
+def default_loss_config(backbone: str) -> LossConfig:
+    try:
+        return TRAINING_LOSSES[backbone]
+    except KeyError:
+        raise ValueError(f"no default loss settings for backbone {backbone!r}; known: {sorted(TRAINING_LOSSES)}") from None
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV loss of a fast style network's output, for N styles at once.
+
+    The style Grams are computed once from the style images; each image of a batch is
+    compared with the Grams of its own style (``style_index``). The loss network sees
+    the stylised and the content batch in one pass.
+    """
+
+    def __init__(self, backbone: Backbone, config: LossConfig, style_images: Sequence[torch.Tensor]):
+        super().__init__()
+        backbone.check_layers([*config.content_layers, *config.style_layers])
+        self.backbone = backbone
+        self.config = config
+        with torch.no_grad():
+            per_style = [self.backbone.features(s, config.style_layers) for s in style_images]
+            for layer in config.style_layers:
+                grams = torch.cat([gram(f[layer]) for f in per_style])  # (N, C, C)
+                self.register_buffer(f"gram_{layer}", grams, persistent=False)
+        self._layers = sorted({*config.content_layers, *config.style_layers}, key=backbone.layer_names.index)
+
+    def target_grams(self, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {l: getattr(self, f"gram_{l}")[style_index] for l in self.config.style_layers}
+
+    def forward(self, stylized: torch.Tensor, content: torch.Tensor,
+                style_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mean losses over the batch: ``total``, ``content``, ``style``, ``tv``."""
+        b = stylized.shape[0]
+        feats = self.backbone.features(torch.cat([stylized, content]), self._layers)
+        out_feats = {k: v[:b] for k, v in feats.items()}
+        content_feats = {k: v[b:].detach() for k, v in feats.items() if k in self.config.content_layers}
+        c = content_loss(out_feats, content_feats, self.config.content_layers).mean()
+        s = style_loss(out_feats, self.target_grams(style_index), self.config.style_layers).mean()
+        t = tv_loss(stylized).mean()
+        cfg = self.config
+        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * t
+        return {"total": total, "content": c, "style": s, "tv": t}
+
+
+__all__ = ["gram", "content_loss", "style_loss", "tv_loss", "LossConfig", "TRAINING_LOSSES",
+           "default_loss_config", "PerceptualLoss"]

@@ -1,0 +1,256 @@
+"""Fast style training (Johnson et al. 2016), one style or many (conditional instance norm).
+
+``train(settings)`` is what ``python -m training train`` runs. It runs on a CPU, one
+GPU, or several under ``torchrun --nproc_per_node=N`` (DistributedDataParallel:
+every rank trains on its own share of each global batch; rank 0 alone writes
+checkpoints and samples). Sampling is a function of the step (``training.data``),
+so ``resume`` continues exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from models.backbones import load_backbone
+from models.errors import UserError
+from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
+from models.style_net import StyleNet, arch_config
+from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from training.data import CropDataset, StepSampler, random_crop
+from training.losses import PerceptualLoss, default_loss_config
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainSettings:
+    """Everything a training run depends on; stored in every checkpoint."""
+
+    style: list[str]
+    data: str
+    out: str
+    loss_net: str = "efficientnet_lite0"
+    loss_net_weights: str | None = None
+    arch: str = "johnson"
+    size: int = 256
+    style_size: int | None = None  # longer side of the style images; default: 2 * size
+    batch: int = 4
+    steps: int = 2000
+    lr: float = 1e-3
+    content_weight: float | None = None  # None: the loss network's default
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    seed: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int | None = None
+    resume: bool = False
+    names: list[str] = field(default_factory=list)  # style names; default: file stems
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "amx_bf16" in f.read()
+    except OSError:
+        return False
+
+
+def _use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "bf16":
+        return True
+    if precision == "fp32":
+        return False
+    return device.type == "cuda" or _cpu_has_amx()
+
+
+def _setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); starts the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() and device_arg in ("auto", "cuda")
+    if device_arg == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA device is available")
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+        rank, local = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        return rank, world, device
+    return 0, 1, torch.device("cuda" if cuda else "cpu")
+
+
+def _style_names(settings: TrainSettings) -> list[str]:
+    names = settings.names or [Path(s).stem for s in settings.style]
+    if len(names) != len(settings.style):
+        raise UserError(f"{len(names)} style names given for {len(settings.style)} style images")
+    if len(set(names)) != len(names):
+        raise UserError(f"style names must differ: {names}")
+    return names
+
+
+def _sample_image(files: list[Path], size: int) -> torch.Tensor:
+    """A fixed photo from the data folder for the sample sheets."""
+    import random
+
+    for f in files:
+        try:
+            return rgb_to_tensor(random_crop(read_rgb(f), size, random.Random(0), max_scale=1.0))
+        except UserError:
+            continue
+    raise UserError("no readable image in the data folder")
+
+
+def _write_samples(net: StyleNet, photo: torch.Tensor, num_styles: int, path: Path) -> None:
+    """One row: the photo, then the network's output for each style."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        outs = [photo.cpu()]
+        for s in range(num_styles):
+            w = torch.eye(num_styles, device=photo.device)[s:s + 1] if num_styles > 1 else None
+            outs.append(net(photo, w).float().cpu())
+    net.train(was_training)
+    write_rgb(path, tensor_to_rgb(torch.cat(outs, dim=3)))
+
+
+def _check_resume_compatible(ckpt_cfg: dict, cfg: dict, path: Path) -> None:
+    for key in ("arch", "styles", "loss_net"):
+        if ckpt_cfg.get(key) != cfg.get(key):
+            raise UserError(f"{path}: cannot resume: checkpoint has {key}={ckpt_cfg.get(key)!r}, "
+                            f"this run asks for {cfg.get(key)!r}")
+
+
+def train(settings: TrainSettings, progress: bool = True) -> Path:
+    """Train a style network; returns the path of the final checkpoint."""
+    rank, world, device = _setup_distributed(settings.device)
+    try:
+        return _train(settings, rank, world, device, progress)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progress: bool) -> Path:
+    out = Path(s.out)
+    ckpt_path = out / CHECKPOINT_NAME
+    names = _style_names(s)
+    net_cfg = arch_config(s.arch)
+    if ckpt_path.exists() and not s.resume:
+        raise UserError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
+
+    torch.manual_seed(s.seed)
+    style_size = s.style_size or 2 * s.size
+    style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p), style_size)).to(device) for p in s.style]
+    dataset = CropDataset(s.data, s.size)
+    backbone = load_backbone(s.loss_net, s.loss_net_weights, device=device)
+    loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, s.style_weight, s.tv_weight)
+    criterion = PerceptualLoss(backbone, loss_cfg, style_tensors)
+    bf16 = _use_bf16(s.precision, device)
+
+    n = len(names)
+    net = StyleNet(net_cfg, num_styles=n).to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+        backbone.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    config = {
+        "arch": s.arch, "net": net_cfg.to_dict(), "styles": names, "loss_net": s.loss_net,
+        "loss": loss_cfg.to_dict(), "style_images": [str(p) for p in s.style],
+        "settings": {k: v for k, v in asdict(s).items() if k not in ("resume",)},
+        "precision": "bf16" if bf16 else "fp32", "world_size": world,
+    }
+
+    start = 0
+    if s.resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        _check_resume_compatible(ckpt["config"], config, ckpt_path)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        start = int(ckpt["step"])
+        config["wall_seconds_before"] = float(ckpt["config"].get("wall_seconds", 0.0))
+        if rank == 0:
+            print(f"resuming {ckpt_path} at step {start} of {s.steps}", file=sys.stderr)
+    elif s.resume and rank == 0:
+        print(f"--resume: no checkpoint in {out} yet, starting from step 0", file=sys.stderr)
+    if start >= s.steps:
+        if rank == 0:
+            print(f"{ckpt_path} is already at step {start} of {s.steps}: nothing to do", file=sys.stderr)
+        return ckpt_path
+
+    sampler = StepSampler(len(dataset), s.batch, s.steps, s.seed, start, rank, world)
+    workers = s.workers if s.workers is not None else (4 if device.type == "cuda" else 0)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else net
+    photo = _sample_image(dataset.files, s.size).to(device) if rank == 0 else None
+    eye = torch.eye(n, device=device)
+    base_wall = config.get("wall_seconds_before", 0.0)
+    t0 = time.perf_counter()
+
+    def state(step: int) -> dict:
+        config["wall_seconds"] = base_wall + time.perf_counter() - t0
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        return {"step": step, "model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng,
+                "config": config}
+
+    bar = tqdm(total=s.steps, initial=start, disable=not progress or rank != 0, unit="step",
+               dynamic_ncols=True, desc="training")
+    running: dict[str, float] = {}
+    step = start
+    net.train()
+    for step, batch in zip(range(start, s.steps), loader):
+        x = batch.to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
+        weights = eye[style_index] if n > 1 else None
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            y = model(x, weights)
+            losses = criterion(y, x, style_index)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        if not math.isfinite(values["total"]):
+            raise TrainingDiverged(
+                f"loss became {values['total']} at step {step + 1}; stopped. The last good checkpoint "
+                f"({ckpt_path}) is kept: try a lower --lr or --style-weight")
+        opt.step()
+        for k, v in values.items():  # exponential moving averages for the progress bar
+            running[k] = 0.9 * running.get(k, v) + 0.1 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
+        done = step + 1
+        if rank == 0 and (done % s.sample_every == 0 or done == s.steps):
+            _write_samples(net, photo, n, out / "samples" / f"step_{done:06d}.jpg")
+        if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
+            save_checkpoint(state(done), ckpt_path)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    if rank == 0 and step + 1 >= s.steps and running:
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in running.items())
+        print(f"done: {s.steps} steps, {time.perf_counter() - t0:.0f} s; losses {summary}; checkpoint {ckpt_path}",
+              file=sys.stderr)
+    return ckpt_path
+

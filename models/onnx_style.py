@@ -72,7 +72,7 @@ class OnnxStyleModel:
                  threads: int | None = None):
         import onnxruntime as ort
 
-        ort.set_default_logger_severity(3)  # errors only: a failed optional provider is reported below
+        ort.set_default_logger_severity(4)  # quiet: a failed optional provider is reported below as a warning
         self.path = Path(path)
         if not self.path.is_file():
             raise InputFileError(self.path, "model file not found")

@@ -242,7 +242,7 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
         done = step + 1
         if rank == 0 and (done % s.sample_every == 0 or done == s.steps):
-            _write_samples(net, photo, n, out / "samples" / f"step_{done:06d}.jpg")
+            _write_samples(net, photo, n, out / "samples" / f"step_{done:06d}.png")
         if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
             save_checkpoint(state(done), ckpt_path)
     bar.close()

@@ -1,0 +1,145 @@
+"""ONNX export: numeric parity with torch, blend input, metadata, and the torch-free stylize path."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from models.errors import InputFileError, UserError
+from models.images import read_rgb
+from models.onnx_style import META_STYLES, OnnxStyleModel
+from models.style_net import StyleNet
+from training.checkpoint import save_checkpoint
+from training.export import export_checkpoint, parity
+
+
+def _checkpoint(tmp_path, styles, arch="lite", seed=0):
+    """A checkpoint whose styles have distinct norm parameters, written like training writes it."""
+    torch.manual_seed(seed)
+    net = StyleNet(arch, num_styles=len(styles))
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if "norm" in name:
+                p.add_(0.2 * torch.randn_like(p))
+    path = tmp_path / f"{arch}-{len(styles)}.pt"
+    save_checkpoint({"step": 7, "model": net.state_dict(), "optimizer": {}, "rng": {},
+                     "config": {"arch": arch, "net": net.config.to_dict(), "styles": styles,
+                                "loss_net": "efficientnet_lite0", "settings": {"size": 256}}}, path)
+    return path, net.eval()
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cond")
+    ckpt, net = _checkpoint(tmp, ["stripes", "blobs", "waves"])
+    onnx_path, err = export_checkpoint(ckpt, tmp / "cond.onnx")
+    return onnx_path, net, err
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("single")
+    ckpt, net = _checkpoint(tmp, ["stripes"], arch="johnson")
+    onnx_path, err = export_checkpoint(ckpt, tmp / "single.onnx")
+    return onnx_path, net, err
+
+
+def test_single_style_parity_at_two_sizes(single):
+    path, net, err = single
+    assert err < 1e-4
+    model = OnnxStyleModel(path)
+    assert not model.conditional and model.styles == ["stripes"]
+    for h, w in [(64, 96), (97, 131)]:
+        x = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            ref = net(x).numpy()
+        got = model.run(x.numpy())
+        assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
+
+
+def test_conditional_parity_with_blend_input(conditional):
+    path, net, err = conditional
+    assert err < 1e-4
+    model = OnnxStyleModel(path)
+    assert model.conditional and model.styles == ["stripes", "blobs", "waves"]
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["image", "style_weights"]
+    x = torch.rand(2, 3, 80, 72)
+    for blend in ({"stripes": 1.0}, {"stripes": 0.5, "blobs": 0.5}, {"blobs": 1, "waves": 3}):
+        w = model.style_weights(blend)
+        assert w.sum() == pytest.approx(1.0)
+        with torch.no_grad():
+            ref = net(x, torch.from_numpy(w).expand(2, -1)).numpy()
+        assert np.abs(model.run(x.numpy(), w) - ref).max() < 1e-4
+
+
+def test_metadata_and_opset(conditional):
+    path, _, _ = conditional
+    m = onnx.load(str(path))
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert json.loads(meta[META_STYLES]) == ["stripes", "blobs", "waves"]
+    training = json.loads(meta["stylelens.training"])
+    assert training["step"] == 7 and training["arch"] == "lite"
+    assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param != "" for d in dims] == [True, False, True, True]  # dynamic batch, height, width
+
+
+def test_fp16_export_runs_close_to_fp32(tmp_path):
+    ckpt, _ = _checkpoint(tmp_path, ["stripes"])
+    path, err = export_checkpoint(ckpt, tmp_path / "half.onnx", fp16=True)
+    assert err < 1e-2
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in onnx.load(str(path)).graph.initializer)
+
+
+def test_unknown_style_name_is_a_clear_error(conditional):
+    with pytest.raises(UserError, match="holds"):
+        OnnxStyleModel(conditional[0]).style_weights({"monet": 1.0})
+
+
+def test_export_cli_prints_parity(tmp_path):
+    ckpt, _ = _checkpoint(tmp_path, ["stripes"])
+    out = tmp_path / "cli.onnx"
+    r = subprocess.run([sys.executable, "-m", "training", "export", str(ckpt), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "max abs difference" in r.stdout and out.is_file()
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model at all", None])
+def test_bad_model_files_give_one_clear_line(tmp_path, content, conditional):
+    path = tmp_path / "bad.onnx"
+    if content is None:  # a truncated real model
+        path.write_bytes(conditional[0].read_bytes()[:5000])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError, match="bad.onnx"):
+        OnnxStyleModel(path)
+    r = subprocess.run([sys.executable, "-m", "training", "stylize", "--model", str(path), "--out",
+                        str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
+
+
+def test_stylize_cli_needs_no_torch_and_blends(conditional, photos_dir, tmp_path):
+    """Runs the CLI in a process where importing torch fails."""
+    path = conditional[0]
+    photo = sorted(photos_dir.glob("*.jpg"))[0]
+    outs = {}
+    for name, blend in [("a", ["stripes=1"]), ("b", ["blobs=1"]), ("mix", ["stripes=0.5", "blobs=0.5"])]:
+        out = tmp_path / f"{name}.png"
+        code = ("import sys; sys.modules['torch'] = None; from training.__main__ import main; "
+                f"sys.exit(main(['stylize', '--model', {str(path)!r}, {str(photo)!r}, '--out', {str(out)!r}, "
+                f"'--blend', *{blend!r}]))")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs[name] = read_rgb(out).astype(float)
+    src = read_rgb(photo).astype(float)
+    assert all(o.shape == src.shape for o in outs.values())
+    assert np.abs(outs["a"] - src).mean() > 5  # stylised, not the input
+    d_ab = np.abs(outs["a"] - outs["b"]).mean()
+    assert d_ab > 1
+    assert np.abs(outs["mix"] - outs["a"]).mean() < d_ab and np.abs(outs["mix"] - outs["b"]).mean() < d_ab

@@ -1,0 +1,106 @@
+"""Training end to end on tiny images: the loss falls, checkpoints resume exactly."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models.backbones import load_backbone
+from models.images import rgb_to_tensor, read_rgb, resize_max_side
+from models.style_net import StyleNet
+from training.checkpoint import load_checkpoint, style_net_from_checkpoint
+from training.data import CropDataset
+from training.losses import PerceptualLoss, default_loss_config
+from training.train import TrainSettings, train
+
+
+def _settings(photos_dir, style_images, out, **kw):
+    base = dict(style=[str(style_images[0])], data=str(photos_dir), out=str(out), arch="lite", size=48,
+                style_size=96, batch=2, steps=4, sample_every=2, checkpoint_every=2, precision="fp32",
+                device="cpu", workers=0)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def _eval_loss(net, style_images, photos_dir):
+    bb = load_backbone("efficientnet_lite0")
+    styles = [rgb_to_tensor(resize_max_side(read_rgb(p), 96)) for p in style_images]
+    crit = PerceptualLoss(bb, default_loss_config("efficientnet_lite0"), styles)
+    ds = CropDataset(photos_dir, 48)
+    x = torch.stack([ds[(i, 99)] for i in range(len(ds))])
+    idx = torch.zeros(len(x), dtype=torch.long)
+    with torch.no_grad():
+        return float(crit(net(x), x, idx)["total"])
+
+
+def test_a_few_steps_lower_the_loss(photos_dir, style_images, tmp_path):
+    ckpt = train(_settings(photos_dir, style_images, tmp_path, steps=30, checkpoint_every=30, lr=3e-3),
+                 progress=False)
+    trained = style_net_from_checkpoint(load_checkpoint(ckpt))
+    torch.manual_seed(0)
+    untrained = StyleNet("lite").eval()
+    assert _eval_loss(trained, style_images[:1], photos_dir) < 0.8 * _eval_loss(untrained, style_images[:1], photos_dir)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [f"step_{s:06d}.png" for s in range(2, 31, 2)]
+
+
+def test_resume_continues_at_the_saved_step_exactly(photos_dir, style_images, tmp_path):
+    straight = train(_settings(photos_dir, style_images, tmp_path / "a", steps=4), progress=False)
+    half = train(_settings(photos_dir, style_images, tmp_path / "b", steps=2), progress=False)
+    assert load_checkpoint(half)["step"] == 2
+    resumed = train(_settings(photos_dir, style_images, tmp_path / "b", steps=4, resume=True), progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert b["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"] == 4
+
+
+def test_conditional_training_holds_every_style(photos_dir, style_images, tmp_path):
+    ckpt = load_checkpoint(train(_settings(photos_dir, style_images, tmp_path, style=[str(p) for p in style_images],
+                                           steps=6, checkpoint_every=6, lr=3e-3), progress=False))
+    assert ckpt["config"]["styles"] == ["stripes", "blobs"]
+    net = style_net_from_checkpoint(ckpt)
+    assert net.num_styles == 2
+    x = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        a, b = net(x, torch.tensor([[1.0, 0.0]])), net(x, torch.tensor([[0.0, 1.0]]))
+    assert (a - b).abs().mean() > 1e-3
+
+
+def test_existing_run_is_not_overwritten_without_resume(photos_dir, style_images, tmp_path):
+    train(_settings(photos_dir, style_images, tmp_path, steps=2), progress=False)
+    result = subprocess.run([sys.executable, "-m", "training", "train", "--style", str(style_images[0]),
+                             "--data", str(photos_dir), "--out", str(tmp_path), "--steps", "2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "--resume" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_trains_with_progress_and_clear_errors(photos_dir, style_images, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "training", "train", "--style", str(style_images[0]),
+                             "--data", str(photos_dir), "--out", str(out), "--arch", "lite", "--size", "32",
+                             "--steps", "3", "--precision", "fp32"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "3/3" in result.stderr and "style=" in result.stderr  # the tqdm bar with running losses
+    assert (out / "checkpoint.pt").is_file()
+    missing = subprocess.run([sys.executable, "-m", "training", "train", "--style", str(tmp_path / "nope.jpg"),
+                              "--data", str(photos_dir), "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nope.jpg'}: no such file"
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"format": "stylelens-checkpoint-1", "x": Evil()}))
+    from models.errors import InputFileError
+
+    with pytest.raises(InputFileError, match="not a loadable checkpoint"):
+        load_checkpoint(path)

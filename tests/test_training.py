@@ -99,7 +99,7 @@ def test_malicious_checkpoint_is_refused(tmp_path):
             return (print, ("pwned",))
 
     path = tmp_path / "checkpoint.pt"
-    path.write_bytes(pickle.dumps({"format": "stylelens-checkpoint-1", "x": Evil()}))
+    path.write_bytes(pickle.dumps({"format": "stylelens-checkpoint-1", "x": Evil()}, protocol=2))
     from models.errors import InputFileError
 
     with pytest.raises(InputFileError, match="not a loadable checkpoint"):

@@ -24,6 +24,18 @@ EPILOG = """examples:
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = not (action.default is None or action.default is False or action.default == []
+                     or action.default == argparse.SUPPRESS)
+        if "default" not in text and shown:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -34,13 +46,13 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m training", description="Train fast style networks, export them to ONNX, run them.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=_HelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{train,export,stylize}")
 
     t = sub.add_parser("train", help="train a style network on a painting and a folder of photos",
                        description="Train a feed-forward style network (Johnson et al. 2016). Several --style "
                                    "images train one network holding all of them (conditional instance norm).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     t.add_argument("--style", action="append", required=True, metavar="IMG",
                    help="style image (repeat for a network of several styles)")
     t.add_argument("--name", action="append", dest="names", default=[], metavar="NAME",
@@ -49,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoint.pt and samples/")
     t.add_argument("--loss-net", default="efficientnet_lite0", choices=LOSS_NETS,
                    help="pretrained network of the perceptual loss (vgg16/vgg19 download their weights)")
-    t.add_argument("--loss-net-weights", metavar="PATH", help="local weights file for the loss network")
+    t.add_argument("--weights", dest="loss_net_weights", metavar="PATH",
+                   help="local state-dict file for the loss network (for vgg16/vgg19 without network)")
     t.add_argument("--arch", default="johnson", choices=ARCH_CHOICES,
                    help="style network size: johnson (quality, GPU) or lite (real time on a CPU)")
     t.add_argument("--size", type=_positive_int, default=256, help="training crop size in pixels")
@@ -65,22 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed (data order, crops, initial weights)")
     t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto: bf16 autocast on CUDA and on CPUs with AMX, else fp32")
-    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     t.add_argument("--workers", type=int, help="data loader processes (default: 4 on CUDA, 0 on CPU)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX and check it against torch",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     e.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt (or its run folder)")
-    e.add_argument("--out", required=True, metavar="FILE.onnx")
+    e.add_argument("--out", required=True, metavar="FILE.onnx", help="ONNX file to write")
     e.add_argument("--fp16", action="store_true", help="float16 weights and compute (for GPUs), float32 I/O")
 
     s = sub.add_parser("stylize", help="stylise an image with an ONNX model (no torch needed)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     s.add_argument("image", nargs="?", metavar="IMG", help="photo to stylise (default: a bundled photo)")
     s.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default style)")
-    s.add_argument("--out", default="stylized.png", metavar="OUT.png")
+    s.add_argument("--out", default="stylized.png", metavar="OUT.png", help="where to write the result")
     s.add_argument("--blend", nargs="+", default=[], metavar="NAME=W",
                    help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
     s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")

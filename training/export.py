@@ -107,6 +107,13 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp1
     training = {k: cfg[k] for k in ("arch", "net", "loss_net", "loss", "settings", "precision", "world_size",
                                     "wall_seconds") if k in cfg}
     training["step"] = int(ckpt["step"])
+    if "settings" in training:  # file names only: a shared model should not carry the trainer's paths
+        st = dict(training["settings"])
+        st["style"] = [Path(p).name for p in st.get("style", [])]
+        st["data"] = Path(st["data"]).name if st.get("data") else None
+        st.pop("out", None)
+        st.pop("loss_net_weights", None)
+        training["settings"] = st
     meta = {META_STYLES: json.dumps(cfg["styles"]), META_ARCH: cfg["arch"], META_TRAINING: json.dumps(training)}
     try:
         path = export_style_net(net, out, fp16=fp16, metadata=meta)

@@ -1,0 +1,1 @@
+"""The live runner: sources -> effects -> sinks, its CLI (``python -m realtime``)."""

@@ -1,0 +1,117 @@
+"""``python -m realtime``: live stylised webcam (or video, folder, stream, demo clip).
+
+Problems with the user's input print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from models.errors import UserError
+
+EFFECT_NAMES = ("style", "saliency", "deepdream", "activations", "none")  # realtime.effects.EFFECTS
+
+EPILOG = """keys (in the window):
+  n / p   next / previous style (or layer, or saliency mode)
+  e       next effect            b   blend a quarter toward the next style
+  h       toggle the HUD         s   save a snapshot
+  q, Esc  quit
+
+examples:
+  python -m realtime                                  # webcam 0, shipped style, in a window
+  python -m realtime --source demo                    # no camera needed
+  python -m realtime --source clip.mp4 --out styled.mp4 --no-window --no-drop
+  python -m realtime --model five.onnx --blend starry_night=0.5 the_scream=0.5
+  python -m realtime --effect saliency --saliency-mode smoothgrad
+"""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from None
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m realtime", description=__doc__.splitlines()[0].split(": ", 1)[1],
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", default="0",
+                    help="camera index, video file, folder of images, rtsp/http URL, or 'demo' (default: 0)")
+    ap.add_argument("--capture-size", type=_size, metavar="WxH", help="ask the camera (or demo) for this size")
+    ap.add_argument("--effect", default="style", choices=EFFECT_NAMES, help="effect to start with (default: style)")
+    ap.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default)")
+    ap.add_argument("--style", help="style to start with, for a model of several styles")
+    ap.add_argument("--blend", nargs="+", default=[], metavar="NAME=W", help="start with a blend of styles")
+    ap.add_argument("--size", type=int, metavar="PX", help="process at this longer side, resize back after")
+    ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"), help="onnxruntime device")
+    ap.add_argument("--threads", type=int, help="CPU threads for the effect (default: all cores)")
+    ap.add_argument("--backbone", default="efficientnet_lite0", choices=("efficientnet_lite0", "vgg16", "vgg19"),
+                    help="network for saliency, deepdream and activations")
+    ap.add_argument("--weights", metavar="PATH", help="local weights file for a VGG backbone")
+    ap.add_argument("--layer", help="layer for deepdream and activations (default: one per effect)")
+    ap.add_argument("--target", type=int, metavar="CLASS", help="ImageNet class index for saliency (default: top class)")
+    ap.add_argument("--saliency-mode", default="plain", choices=("plain", "smoothgrad", "guided"))
+    ap.add_argument("--dream-steps", type=int, default=2, help="gradient steps per frame for deepdream")
+    ap.add_argument("--no-stabilize", action="store_true", help="turn off the optical-flow stabiliser of the style effect")
+    ap.add_argument("--no-window", action="store_true", help="run headless (no OpenCV window)")
+    ap.add_argument("--out", metavar="FILE", help="also record the output (.mp4, .avi, .webm)")
+    ap.add_argument("--virtual-cam", action="store_true", help="send the output to a virtual camera (pyvirtualcam)")
+    ap.add_argument("--no-drop", action="store_true",
+                    help="process every frame in order instead of only the newest (offline rendering of files)")
+    ap.add_argument("--max-frames", type=int, metavar="N", help="stop after N output frames")
+    ap.add_argument("--no-hud", action="store_true", help="start without the heads-up display")
+    ap.add_argument("--snapshot-at", type=int, nargs="+", default=[], metavar="N",
+                    help="save output frame N as PNG (headless equivalent of the s key)")
+    ap.add_argument("--snapshot-dir", default=".", metavar="DIR", help="where snapshots go (default: .)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    from models.onnx_style import parse_blend
+    from realtime.effects import EffectOptions
+    from realtime.runner import Runner, format_summary
+    from realtime.sinks import VideoFileSink, VirtualCamSink, WindowSink
+    from realtime.sources import open_source
+
+    source = None
+    try:
+        options = EffectOptions(model=args.model, provider=args.provider, style=args.style,
+                                blend=parse_blend(args.blend), size=args.size, backbone=args.backbone,
+                                weights=args.weights, layer=args.layer, target=args.target,
+                                saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads)
+        source = open_source(args.source, args.capture_size)
+        sinks = []
+        if args.out:
+            sinks.append(VideoFileSink(args.out, source.fps))
+        if args.virtual_cam:
+            sinks.append(VirtualCamSink(source.fps))
+        if not args.no_window:
+            sinks.append(WindowSink())
+        runner = Runner(source, sinks, effect=args.effect, options=options, drop=not args.no_drop,
+                        stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
+                        snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
+                        log=lambda m: print(m, file=sys.stderr))
+        summary = runner.run()
+    except UserError as e:
+        if source is not None:
+            source.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # an unknown layer, style or class named on the command line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Live effects: each maps one BGR uint8 frame to a BGR uint8 frame of the same size.
+
+One registry (:data:`EFFECTS`) names them for the CLI, the hotkeys and the panel.
+An effect is built from :class:`EffectOptions`; ``cycle(+1/-1)`` steps its main
+choice (style, layer or mode) and ``status()`` tells the HUD what it is doing.
+The ``style`` effect needs only onnxruntime; the others load a torch backbone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from models.images import bgr_to_nchw, nchw_to_bgr
+
+
+@dataclass
+class EffectOptions:
+    """Everything an effect may be configured with (from CLI flags or the panel)."""
+
+    model: str | None = None  # ONNX style model; None: the shipped default
+    provider: str = "auto"  # auto | cpu | cuda
+    style: str | None = None
+    blend: dict[str, float] = field(default_factory=dict)
+    size: int | None = None  # processing size: longer side, resized back after
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = None
+    layer: str | None = None
+    target: int | None = None  # ImageNet class for saliency; None: the top class
+    saliency_mode: str = "plain"  # plain | smoothgrad | guided
+    dream_steps: int = 2
+    threads: int | None = None
+
+
+class Effect:
+    """Base class: ``__call__(frame) -> frame`` with the frame's size kept."""
+
+    name = "effect"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def cycle(self, step: int = 1) -> None:
+        """Step the effect's main choice (style, layer, mode)."""
+
+    def blend_step(self, amount: float = 0.25) -> None:
+        """Move a blend toward the next choice (styles only)."""
+
+    def status(self) -> str:
+        return self.name
+
+    def reset(self) -> None:
+        """Forget state carried over frames."""
+
+
+EFFECTS: dict[str, Callable[[EffectOptions], Effect]] = {}
+
+
+def register(cls: type[Effect]) -> type[Effect]:
+    EFFECTS[cls.name] = cls
+    return cls
+
+
+def create_effect(name: str, options: EffectOptions | None = None) -> Effect:
+    try:
+        factory = EFFECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown effect {name!r}; effects: {sorted(EFFECTS)}") from None
+    return factory(options or EffectOptions())
+
+
+def _resize_for_processing(frame: np.ndarray, size: int | None) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if not size or max(h, w) == size:
+        return frame
+    s = size / max(h, w)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.resize(frame, (max(16, round(w * s)), max(16, round(h * s))), interpolation=interp)
+
+
+def _back_to(frame: np.ndarray, like: np.ndarray) -> np.ndarray:
+    h, w = like.shape[:2]
+    return frame if frame.shape[:2] == (h, w) else cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@register
+class NoEffect(Effect):
+    """The raw frame, for comparison."""
+
+    name = "none"
+
+    def __init__(self, options: EffectOptions | None = None):
+        pass
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return frame
+
+
+@register
+class StyleEffect(Effect):
+    """Fast style transfer with an ONNX model; blends styles of a conditional model live."""
+
+    name = "style"
+
+    def __init__(self, options: EffectOptions):
+        from models import zoo
+        from models.onnx_style import OnnxStyleModel
+
+        providers = {"auto": None, "cpu": ["CPUExecutionProvider"],
+                     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}[options.provider]
+        self.model = OnnxStyleModel(options.model or zoo.model_path(), providers=providers, threads=options.threads)
+        self.size = options.size
+        n = len(self.model.styles)
+        blend = options.blend or ({options.style: 1.0} if options.style else {self.model.styles[0]: 1.0})
+        self.model.style_weights(blend)  # checks the names
+        self.weights = np.zeros(n, np.float32)
+        for k, v in blend.items():
+            self.weights[self.model.styles.index(k)] = v
+        self.weights /= self.weights.sum()
+
+    @property
+    def current(self) -> int:
+        return int(self.weights.argmax())
+
+    def cycle(self, step: int = 1) -> None:
+        n = len(self.weights)
+        target = (self.current + step) % n
+        self.weights[:] = 0
+        self.weights[target] = 1
+
+    def blend_step(self, amount: float = 0.25) -> None:
+        """Shift ``amount`` of the weight from the current style to the next one."""
+        n = len(self.weights)
+        if n < 2:
+            return
+        cur = self.current
+        nxt = (cur + 1) % n
+        moved = min(amount, float(self.weights[cur]))
+        self.weights[cur] -= moved
+        self.weights[nxt] += moved
+
+    def status(self) -> str:
+        parts = [f"{s} {w:.0%}" for s, w in zip(self.model.styles, self.weights) if w > 0.01]
+        return "style: " + " + ".join(parts)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        small = _resize_for_processing(frame, self.size)
+        weights = self.weights[None] if self.model.conditional else None
+        out = nchw_to_bgr(self.model.run(bgr_to_nchw(small), weights))
+        return _back_to(out, frame)
+
+
+class _BackboneEffect(Effect):
+    """Shared set-up of the effects that run a torch backbone at a reduced size."""
+
+    default_size = 320
+    layers: tuple[str, ...] = ()
+
+    def __init__(self, options: EffectOptions):
+        import torch
+
+        from models.backbones import load_backbone
+
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self.torch = torch
+        self.model = load_backbone(options.backbone, options.weights)
+        self.size = options.size or self.default_size
+        layers = self.layers if options.backbone == "efficientnet_lite0" else tuple(
+            n for n in self.model.layer_names if n.startswith("relu"))
+        if options.layer:
+            self.model.check_layers([options.layer])
+            layers = (options.layer, *[l for l in layers if l != options.layer])
+        self.layer_choices = list(layers)
+        self.layer_index = 0
+
+    @property
+    def layer(self) -> str:
+        return self.layer_choices[self.layer_index]
+
+    def cycle(self, step: int = 1) -> None:
+        self.layer_index = (self.layer_index + step) % len(self.layer_choices)
+        self.reset()
+
+    def to_tensor(self, frame: np.ndarray):
+        return self.torch.from_numpy(bgr_to_nchw(_resize_for_processing(frame, self.size)))
+
+
+@register
+class SaliencyEffect(_BackboneEffect):
+    """Heat map of |d class score / d pixel| over the frame, with the predicted class."""
+
+    name = "saliency"
+    default_size = 224
+    modes = ("plain", "smoothgrad", "guided")
+
+    def __init__(self, options: EffectOptions):
+        super().__init__(options)
+        if options.saliency_mode not in self.modes:
+            raise ValueError(f"saliency mode must be one of {self.modes}")
+        self.mode = options.saliency_mode
+        self.target = options.target
+        self.label = ""
+
+    def cycle(self, step: int = 1) -> None:
+        self.mode = self.modes[(self.modes.index(self.mode) + step) % len(self.modes)]
+
+    def status(self) -> str:
+        return f"saliency ({self.mode}): {self.label}"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        from visualize.attribution import saliency
+
+        x = self.to_tensor(frame)
+        sal, cls = saliency(self.model, x, self.target, smooth_samples=4 if self.mode == "smoothgrad" else 0,
+                            guided=self.mode == "guided")
+        self.label = self.model.categories[cls]
+        heat = sal[0].numpy()
+        heat = cv2.GaussianBlur(heat, (0, 0), 2)
+        heat = (255 * heat / max(float(heat.max()), 1e-6)).astype(np.uint8)
+        heat = cv2.applyColorMap(_back_to(heat, frame), cv2.COLORMAP_JET)
+        out = cv2.addWeighted(frame, 0.5, heat, 0.5, 0)
+        cv2.putText(out, self.label, (8, frame.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2,
+                    cv2.LINE_AA)
+        return out
+
+
+@register
+class DeepDreamEffect(_BackboneEffect):
+    """A few DeepDream steps per frame, fed back over frames so the dream grows."""
+
+    name = "deepdream"
+    layers = ("block10", "block7", "block4", "block12")
+    scene_change = 40.0  # mean absolute grey difference between frames that resets the dream
+    feedback = 0.85  # share of the previous dream kept in each new frame
+
+    def __init__(self, options: EffectOptions):
+        super().__init__(options)
+        self.steps = options.dream_steps
+        self.generator = self.torch.Generator().manual_seed(0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.dream = None
+        self.prev_grey: np.ndarray | None = None
+
+    def status(self) -> str:
+        return f"deepdream: {self.layer}"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        from visualize.deepdream import dream_steps
+
+        grey = cv2.cvtColor(cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        if self.prev_grey is not None and float(np.abs(grey.astype(np.float32) - self.prev_grey).mean()) > self.scene_change:
+            self.dream = None
+        self.prev_grey = grey.astype(np.float32)
+        x = self.to_tensor(frame)
+        if self.dream is not None and self.dream.shape == x.shape:
+            x = self.feedback * self.dream + (1 - self.feedback) * x
+        x = dream_steps(self.model, x, self.layer, steps=self.steps, generator=self.generator)
+        self.dream = x
+        return _back_to(nchw_to_bgr(x.numpy()), frame)
+
+
+@register
+class ActivationsEffect(_BackboneEffect):
+    """A grid of a layer's activation maps, with the strongest channel enlarged beside it."""
+
+    name = "activations"
+    layers = ("block2", "block4", "block7", "stem", "block10", "block14")
+
+    def status(self) -> str:
+        return f"activations: {self.layer} (channel {getattr(self, 'channel', '-')})"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        from visualize.activations import activation_maps, tile
+
+        maps = activation_maps(self.model, self.to_tensor(frame), self.layer)
+        self.channel = int(maps.mean(dim=(1, 2)).argmax())
+        h, w = frame.shape[:2]
+        grid_w = (2 * w) // 3
+        grid = (tile(maps).numpy() * 255).astype(np.uint8)
+        s = min(grid_w / grid.shape[1], h / grid.shape[0])
+        grid = cv2.resize(grid, (max(1, int(grid.shape[1] * s)), max(1, int(grid.shape[0] * s))),
+                          interpolation=cv2.INTER_NEAREST)
+        out = np.zeros_like(frame)
+        out[:grid.shape[0], :grid.shape[1]] = grid[..., None]
+        side_w = w - grid_w
+        big = (maps[self.channel].numpy() * 255).astype(np.uint8)
+        big_h = min(h // 2, round(side_w * big.shape[0] / big.shape[1]))
+        big = cv2.applyColorMap(cv2.resize(big, (side_w, big_h), interpolation=cv2.INTER_LINEAR), cv2.COLORMAP_VIRIDIS)
+        out[:big_h, grid_w:] = big
+        thumb_h = min(h - big_h, round(side_w * h / w))
+        out[big_h:big_h + thumb_h, grid_w:] = cv2.resize(frame, (side_w, thumb_h), interpolation=cv2.INTER_AREA)
+        return out

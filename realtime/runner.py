@@ -1,0 +1,213 @@
+"""The live loop: source -> effect -> stabiliser -> heads-up display -> sinks.
+
+:class:`Runner` owns the statistics (frames in and out, drops, latency from capture to
+sink) and the actions that keys and flags trigger (:data:`KEYS`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.effects import EFFECTS, Effect, EffectOptions, create_effect
+from realtime.sinks import Sink
+from realtime.sources import Frame, LatestFrameGrabber, Source
+from realtime.stabilizer import FlowStabilizer
+
+# key -> (action, help)
+KEYS: dict[str, tuple[str, str]] = {
+    "n": ("next_style", "next style / layer / mode"),
+    "p": ("previous_style", "previous style / layer / mode"),
+    "e": ("next_effect", "next effect"),
+    "b": ("blend", "blend a quarter toward the next style"),
+    "h": ("toggle_hud", "show or hide the heads-up display"),
+    "s": ("snapshot", "save the current output frame as PNG"),
+    "q": ("quit", "quit (also Esc)"),
+}
+
+
+@dataclass
+class Stats:
+    """Counts and latencies of a run, for the HUD and the exit summary."""
+
+    started: float = field(default_factory=time.perf_counter)
+    frames_out: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=10_000))  # seconds, capture -> sink
+    frame_times: deque = field(default_factory=lambda: deque(maxlen=30))
+
+    def record(self, captured: float) -> None:
+        now = time.perf_counter()
+        self.frames_out += 1
+        self.latencies.append(now - captured)
+        self.frame_times.append(now)
+
+    @property
+    def fps(self) -> float:
+        t = self.frame_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def summary(self, frames_in: int, dropped: int) -> dict:
+        lat = np.array(self.latencies) * 1000 if self.latencies else np.zeros(1)
+        wall = time.perf_counter() - self.started
+        return {"frames_in": frames_in, "frames_out": self.frames_out, "dropped": dropped,
+                "latency_mean_ms": float(lat.mean()), "latency_p95_ms": float(np.percentile(lat, 95)),
+                "fps": self.frames_out / wall if wall > 0 else 0.0, "seconds": wall}
+
+
+def format_summary(s: dict) -> str:
+    return (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
+            f"latency mean {s['latency_mean_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; "
+            f"{s['fps']:.1f} FPS over {s['seconds']:.1f} s")
+
+
+def draw_hud(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """Text lines on a translucent box in the top-left corner (draws on a copy)."""
+    out = frame.copy()
+    scale = max(0.4, min(0.7, frame.shape[1] / 1000))
+    line_h = int(22 * scale / 0.6)
+    width = max(cv2.getTextSize(l, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for l in lines) + 12
+    box_h = line_h * len(lines) + 8
+    roi = out[:box_h, :width]
+    roi[:] = (roi * 0.4).astype(np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(out, line, (6, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class Runner:
+    """Runs effects on a source and sends the results to sinks.
+
+    ``drop=True`` (live use) reads the source in a thread that keeps only the newest
+    frame; ``drop=False`` processes every frame in order (offline rendering).
+    """
+
+    def __init__(self, source: Source, sinks: Sequence[Sink], effect: str = "style",
+                 options: EffectOptions | None = None, effects: Sequence[str] | None = None,
+                 drop: bool = True, stabilize: bool = True, hud: bool = True, max_frames: int | None = None,
+                 snapshot_dir: str | Path = ".", snapshot_at: Sequence[int] = (),
+                 log: Callable[[str], None] = print):
+        self.source, self.sinks = source, list(sinks)
+        self.options = options or EffectOptions()
+        self.effect_names = list(effects or EFFECTS)
+        if effect not in self.effect_names:
+            self.effect_names.insert(0, effect)
+        self.effect_name = effect
+        self._effects: dict[str, Effect] = {}
+        self.effect: Effect = self._get_effect(effect)
+        self.drop, self.hud, self.max_frames = drop, hud, max_frames
+        self.stabilizer = FlowStabilizer() if stabilize else None
+        self.snapshot_dir, self.snapshot_at = Path(snapshot_dir), set(snapshot_at)
+        self.log = log
+        self.stats = Stats()
+        self.running = True
+        self._grabber: LatestFrameGrabber | None = None
+        self.last_output: np.ndarray | None = None
+        self.snapshots: list[Path] = []
+
+    def _get_effect(self, name: str) -> Effect:
+        if name not in self._effects:
+            self._effects[name] = create_effect(name, self.options)
+        return self._effects[name]
+
+    # actions -----------------------------------------------------------------------------
+    def next_style(self) -> None:
+        self.effect.cycle(+1)
+
+    def previous_style(self) -> None:
+        self.effect.cycle(-1)
+
+    def blend(self) -> None:
+        self.effect.blend_step(0.25)
+
+    def next_effect(self) -> None:
+        i = (self.effect_names.index(self.effect_name) + 1) % len(self.effect_names)
+        self.effect_name = self.effect_names[i]
+        self.effect = self._get_effect(self.effect_name)
+        if self.stabilizer:
+            self.stabilizer.reset()
+
+    def toggle_hud(self) -> None:
+        self.hud = not self.hud
+
+    def snapshot(self) -> None:
+        if self.last_output is not None:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            path = self.snapshot_dir / f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}_{self.stats.frames_out:06d}.png"
+            cv2.imwrite(str(path), self.last_output)
+            self.snapshots.append(path)
+            self.log(f"saved {path}")
+
+    def quit(self) -> None:
+        self.running = False
+
+    def on_key(self, key: int) -> None:
+        if key == 27:
+            return self.quit()
+        action = KEYS.get(chr(key).lower(), (None,))[0] if 0 <= key < 256 else None
+        if action:
+            getattr(self, action)()
+
+    # the loop ----------------------------------------------------------------------------
+    def process(self, frame: Frame) -> np.ndarray:
+        out = self.effect(frame.image)
+        if self.stabilizer is not None and self.effect_name == "style":
+            out = self.stabilizer(frame.image, out)
+        self.last_output = out
+        if self.hud:
+            lag = self.stats.latencies[-1] * 1000 if self.stats.latencies else 0.0
+            dropped = self._grabber.dropped if self._grabber else 0
+            out = draw_hud(out, [self.effect.status(), f"{self.stats.fps:5.1f} FPS  latency {lag:4.0f} ms  dropped {dropped}"])
+        return out
+
+    def _frames(self):
+        if self.drop:
+            while self.running:
+                frame = self._grabber.get(timeout=0.5)
+                if frame is None:
+                    if self._grabber.ended:
+                        return
+                    continue
+                yield frame
+        else:
+            index = 0
+            while self.running:
+                image = self.source.read()
+                if image is None:
+                    return
+                yield Frame(image, index, time.perf_counter())
+                index += 1
+
+    def run(self) -> dict:
+        """Run until the source ends, ``max_frames`` are out, or quit; returns the summary."""
+        self._grabber = LatestFrameGrabber(self.source) if self.drop else None
+        self.stats = Stats()
+        frames_in = 0
+        try:
+            for frame in self._frames():
+                frames_in = frame.index + 1
+                out = self.process(frame)
+                if self.stats.frames_out + 1 in self.snapshot_at:
+                    self.snapshot()
+                for sink in self.sinks:
+                    key = sink.write(out)
+                    if key is not None:
+                        self.on_key(key)
+                self.stats.record(frame.captured)
+                if self.max_frames and self.stats.frames_out >= self.max_frames:
+                    break
+        finally:
+            if self._grabber:
+                self._grabber.close()
+                frames_in = self._grabber.captured
+            else:
+                self.source.close()
+            for sink in self.sinks:
+                sink.close()
+        dropped = self._grabber.dropped if self._grabber else 0
+        return self.stats.summary(frames_in, dropped)

@@ -1,0 +1,229 @@
+"""Where frames come from: webcam, video file, image folder, stream URL, or a demo clip.
+
+Every source yields BGR uint8 frames (OpenCV's format; converted to the project's
+tensor format only inside the effects). :class:`LatestFrameGrabber` runs a source in
+its own thread and keeps only the newest frame: when processing is slower than the
+camera, old frames are dropped and counted, never queued.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.errors import InputFileError, UserError
+from models.images import IMAGE_SUFFIXES, read_rgb
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+@dataclass
+class Frame:
+    """A captured frame: BGR uint8 HWC, its sequence number and capture time (perf_counter)."""
+
+    image: np.ndarray
+    index: int
+    captured: float
+
+
+class Source:
+    """A stream of BGR frames. ``read()`` returns None at the end of the stream."""
+
+    fps: float = 30.0
+    live: bool = False  # a camera or stream delivers frames at its own pace
+    name: str = "source"
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class CaptureSource(Source):
+    """A webcam index, a video file or a URL, through cv2.VideoCapture."""
+
+    def __init__(self, spec: str | int, size: tuple[int, int] | None = None):
+        self.name = str(spec)
+        self.live = isinstance(spec, int) or "://" in str(spec)
+        self.cap = cv2.VideoCapture(spec)
+        if isinstance(spec, int) and size:
+            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if not self.cap.isOpened():
+            self.cap.release()
+            if isinstance(spec, int):
+                raise UserError(f"no camera at index {spec}: try --source demo, or --source FILE for a video")
+            raise InputFileError(spec, "cannot open this video (unreadable, unsupported or not a video)")
+        ok, first = self.cap.read()
+        if not ok or first is None:
+            self.cap.release()
+            what = f"camera {spec} gives no frames" if isinstance(spec, int) else "no readable frame in this video"
+            raise InputFileError(spec, what) if not isinstance(spec, int) else UserError(what)
+        self._first: np.ndarray | None = first
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+
+    def read(self) -> np.ndarray | None:
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        ok, frame = self.cap.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageFolderSource(Source):
+    """The images of a folder in name order, one frame each; unreadable files are skipped."""
+
+    def __init__(self, folder: str | Path, fps: float = 10.0):
+        self.name = str(folder)
+        self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise InputFileError(folder, "no images in this folder")
+        self.fps = fps
+        self._next = 0
+
+    def read(self) -> np.ndarray | None:
+        while self._next < len(self.files):
+            path = self.files[self._next]
+            self._next += 1
+            try:
+                return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
+            except InputFileError:
+                continue
+        return None
+
+
+class DemoSource(Source):
+    """A clip made from a bundled photo: slow pan and zoom with hand shake and sensor noise.
+
+    Lets the main job run anywhere without a camera. ``frames=None`` runs forever.
+    """
+
+    name = "demo"
+
+    def __init__(self, size: tuple[int, int] = (640, 480), frames: int | None = None, fps: float = 30.0,
+                 noise: float = 3.0, seed: int = 0, photo: np.ndarray | None = None):
+        if photo is None:
+            from models import zoo
+
+            photo = cv2.cvtColor(read_rgb(zoo.SAMPLE_PHOTO), cv2.COLOR_RGB2BGR)
+        self.photo = photo
+        self.size, self.frames, self.fps, self.noise = size, frames, fps, noise
+        self.rng = np.random.default_rng(seed)
+        self.t = 0
+
+    def transform(self, t: int) -> np.ndarray:
+        """The 2x3 affine map from the photo to output frame ``t`` (known motion for tests)."""
+        w, h = self.size
+        ph, pw = self.photo.shape[:2]
+        phase = t / self.fps
+        zoom = 1.15 + 0.1 * np.sin(0.4 * phase)
+        scale = zoom * max(w / pw, h / ph)
+        cx = pw / 2 + 0.12 * pw * np.sin(0.25 * phase)
+        cy = ph / 2 + 0.06 * ph * np.sin(0.33 * phase)
+        shake = 1.5 * np.sin(7.0 * phase), 1.5 * np.cos(5.0 * phase)
+        return np.array([[scale, 0, w / 2 - scale * cx + shake[0]],
+                         [0, scale, h / 2 - scale * cy + shake[1]]], np.float32)
+
+    def read(self) -> np.ndarray | None:
+        if self.frames is not None and self.t >= self.frames:
+            return None
+        frame = cv2.warpAffine(self.photo, self.transform(self.t), self.size, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)
+        self.t += 1
+        if self.noise:
+            frame = np.clip(frame + self.rng.normal(0, self.noise, frame.shape), 0, 255).astype(np.uint8)
+        return frame
+
+
+def open_source(spec: str, size: tuple[int, int] | None = None) -> Source:
+    """A source from the ``--source`` argument: an integer, ``demo``, a URL, a folder or a file."""
+    if spec == "demo":
+        return DemoSource(size or (640, 480))
+    if spec.isdigit():
+        return CaptureSource(int(spec), size)
+    if "://" in spec:
+        return CaptureSource(spec)
+    path = Path(spec)
+    if path.is_dir():
+        return ImageFolderSource(path)
+    if not path.is_file():
+        raise InputFileError(path, "no such file, folder or camera")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, "file is empty")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputFileError(path, "is a single image: give a folder of images or a video")
+    return CaptureSource(str(path))
+
+
+class LatestFrameGrabber:
+    """Reads a source in a thread and keeps only the newest frame (latency first).
+
+    Non-live sources (files, the demo) are paced at their frame rate, as a camera would
+    deliver them. ``get()`` returns the newest frame not yet taken, waiting for one;
+    None once the source has ended and its last frame was taken.
+    """
+
+    def __init__(self, source: Source, pace: bool = True):
+        self.source = source
+        self.pace = pace and not source.live
+        self.captured = 0
+        self.dropped = 0
+        self._latest: Frame | None = None
+        self._ended = False
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        period = 1.0 / self.source.fps
+        next_time = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                image = self.source.read()
+                if image is None:
+                    break
+                frame = Frame(image, self.captured, time.perf_counter())
+                with self._cond:
+                    if self._latest is not None:
+                        self.dropped += 1  # the consumer never saw it
+                    self._latest = frame
+                    self.captured += 1
+                    self._cond.notify()
+                if self.pace:
+                    next_time += period
+                    delay = next_time - time.perf_counter()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                    else:
+                        next_time = time.perf_counter()
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._latest is not None or self._ended, timeout)
+            frame, self._latest = self._latest, None
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self._ended and self._latest is None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.source.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.errors import InputFileError, WeightsUnavailableError
+from models.errors import InputFileError, WeightsUnavailableError, first_line
 
 BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
 # Names of VGG's layers in torchvision's ``features`` order, per block size.
@@ -97,7 +97,7 @@ def _load_state_dict(path: str | os.PathLike) -> dict:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle that runs code, truncated file, not a torch file
-        raise InputFileError(path, f"not a loadable state dict ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise InputFileError(path, f"not a loadable state dict ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(sd, dict):
         raise InputFileError(path, "does not hold a state dict")
     return sd
@@ -107,8 +107,8 @@ def _strict_load(net: nn.Module, sd: dict, path: str | os.PathLike) -> None:
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise InputFileError(path, f"weights do not fit this network: {first[:300]}") from None
+        detail = [l.strip() for l in str(e).splitlines() if l.strip()][1:2]  # line 0 only says "Error(s) in ..."
+        raise InputFileError(path, f"weights do not fit this network: {(detail or [first_line(e)])[0][:300]}") from None
 
 
 def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> Backbone:
@@ -139,7 +139,7 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
             try:
                 sd = enum.get_state_dict(progress=True, check_hash=True)
             except Exception as e:
-                reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                reason = first_line(e)
                 raise WeightsUnavailableError(
                     f"{name} weights are not in the torch hub cache ({cache}) and could not be downloaded "
                     f"from {enum.url} ({reason}). Without network, fetch that file on another machine and pass it "

@@ -20,3 +20,9 @@ class InputFileError(UserError):
 
 class WeightsUnavailableError(UserError):
     """Pretrained weights could neither be downloaded nor found locally."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (its type name if it has none)."""
+    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+    return (lines[0] if lines else type(error).__name__)[:limit]

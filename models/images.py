@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from models.errors import InputFileError
+from models.errors import InputFileError, first_line
+from models.files import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +29,8 @@ MAX_PIXELS = 8192 * 8192
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8 HWC, or raise InputFileError naming the file.
 
-    Grey, RGBA and 16-bit files are converted to 8-bit RGB (alpha dropped).
+    Grey, RGBA, 16-bit and CMYK files are converted to 8-bit RGB (alpha dropped), and the
+    EXIF orientation of photos is applied.
     """
     path = Path(path)
     if not path.is_file():
@@ -36,34 +38,40 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         raise InputFileError(path, "file is empty")
     data = np.fromfile(path, dtype=np.uint8)
+    # IMREAD_COLOR gives 8-bit BGR for every input and applies EXIF orientation.
     # OpenCV itself refuses images over OPENCV_IO_MAX_IMAGE_PIXELS (2**30 by default).
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        raise InputFileError(path, f"not a readable image ({first_line(e)})") from None
     if img is None:
         raise InputFileError(path, "not a readable image (corrupt, truncated or not an image)")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         raise InputFileError(path, f"image is too large ({img.shape[1]}x{img.shape[0]} pixels)")
-    if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_bgr(path: str | os.PathLike) -> np.ndarray:
+    """As :func:`read_rgb`, in OpenCV's BGR order (for frames)."""
+    return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
 
 
 def write_rgb(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write an RGB uint8 HWC image; the format follows the file's suffix."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(path.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    check_image_suffix(path)
+    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise InputFileError(path, f"cannot write images with suffix {path.suffix!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    buf.tofile(tmp)
-    os.replace(tmp, path)
+        raise InputFileError(path, "the image could not be encoded")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)
+
+
+def check_image_suffix(path: str | os.PathLike) -> None:
+    """Raise InputFileError unless OpenCV can write images named like ``path``."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputFileError(path, f"cannot write images with suffix {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
 
 
 def resize_max_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:

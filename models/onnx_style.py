@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import InputFileError, UserError
+from models.errors import InputFileError, UserError, first_line
 from models.images import nchw_to_rgb, rgb_to_nchw
 
 # Metadata keys written by training.export and read here.
@@ -24,6 +24,7 @@ META_STYLES = "stylelens.styles"
 META_ARCH = "stylelens.arch"
 META_TRAINING = "stylelens.training"
 TENSOR_FORMAT = "float32 NCHW RGB [0,1]"
+MIN_SIDE = 16  # smaller images are padded to this side and cropped back
 
 
 def _nvidia_driver_present() -> bool:
@@ -44,13 +45,19 @@ def default_providers() -> list[str]:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers() and _nvidia_driver_present():
-        if hasattr(ort, "preload_dlls"):  # CUDA and cuDNN from the nvidia-* wheels that torch brings
-            try:
-                ort.preload_dlls()
-            except Exception:
-                pass
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def _preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the nvidia-* wheels (which torch brings) for the CUDA provider."""
+    import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()
+        except Exception:
+            pass
 
 
 def parse_blend(items: Sequence[str]) -> dict[str, float]:
@@ -81,11 +88,13 @@ class OnnxStyleModel:
         so.log_severity_level = 3
         if threads:
             so.intra_op_num_threads = threads
+        providers = list(providers or default_providers())
+        if "CUDAExecutionProvider" in providers:
+            _preload_cuda_libraries()
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=list(providers or default_providers()))
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as e:  # onnxruntime raises several unrelated types for bad files
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise InputFileError(self.path, f"not a loadable ONNX model ({msg})") from None
+            raise InputFileError(self.path, f"not a loadable ONNX model ({first_line(e)})") from None
         inputs = {i.name: i for i in self.session.get_inputs()}
         image = inputs.get("image")
         if image is None or len(image.shape) != 4 or image.shape[1] not in (3, "3"):
@@ -136,12 +145,16 @@ class OnnxStyleModel:
         w = np.zeros((1, len(self.styles)), np.float32)
         for name, value in blend.items():
             w[0, self.styles.index(name)] = value
-        if w.sum() <= 0 or (w < 0).any():
+        if not np.isfinite(w).all() or w.sum() <= 0 or (w < 0).any():
             raise UserError(f"blend weights must be non-negative and not all zero: {dict(blend)}")
         return w / w.sum()
 
     def run(self, x: np.ndarray, style_weights: np.ndarray | None = None) -> np.ndarray:
         """float32 NCHW [0, 1] in and out; ``style_weights`` (1 or B, N) for conditional models."""
+        h, w = x.shape[-2:]
+        if h < MIN_SIDE or w < MIN_SIDE:  # padding layers need a few pixels: pad tiny images, crop back
+            x = np.pad(x, ((0, 0), (0, 0), (0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w))), mode="edge")
+            return self.run(x, style_weights)[..., :h, :w]
         feeds = {"image": np.ascontiguousarray(x, dtype=np.float32)}
         if self.conditional:
             w = style_weights if style_weights is not None else self.style_weights()

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import InputFileError, UserError
+from models.errors import InputFileError, UserError, first_line
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
@@ -65,7 +65,7 @@ class WindowSink(Sink):
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error as e:
-            raise UserError(f"cannot open a window ({str(e).strip().splitlines()[-1]}): add --no-window") from None
+            raise UserError(f"cannot open a window ({first_line(e)}): add --no-window") from None
 
     def write(self, frame: np.ndarray) -> int | None:
         cv2.imshow(self.title, frame)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from models.errors import InputFileError, UserError
-from models.images import IMAGE_SUFFIXES, read_rgb
+from models.images import IMAGE_SUFFIXES, read_bgr
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -96,7 +96,7 @@ class ImageFolderSource(Source):
             path = self.files[self._next]
             self._next += 1
             try:
-                return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
+                return read_bgr(path)
             except InputFileError:
                 continue
         return None
@@ -115,7 +115,7 @@ class DemoSource(Source):
         if photo is None:
             from models import zoo
 
-            photo = cv2.cvtColor(read_rgb(zoo.SAMPLE_PHOTO), cv2.COLOR_RGB2BGR)
+            photo = read_bgr(zoo.SAMPLE_PHOTO)
         self.photo = photo
         self.size, self.frames, self.fps, self.noise = size, frames, fps, noise
         self.rng = np.random.default_rng(seed)
@@ -133,6 +133,18 @@ class DemoSource(Source):
         shake = 1.5 * np.sin(7.0 * phase), 1.5 * np.cos(5.0 * phase)
         return np.array([[scale, 0, w / 2 - scale * cx + shake[0]],
                          [0, scale, h / 2 - scale * cy + shake[1]]], np.float32)
+
+    def backward_flow(self, t: int) -> np.ndarray:
+        """The exact flow (H, W, 2) from frame t to frame t - 1: where each pixel was before."""
+        def full(m: np.ndarray) -> np.ndarray:
+            return np.vstack([m, [0, 0, 1]]).astype(np.float64)
+
+        m = (full(self.transform(t - 1)) @ np.linalg.inv(full(self.transform(t))))[:2]
+        w, h = self.size
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        fx = m[0, 0] * gx + m[0, 1] * gy + m[0, 2] - gx
+        fy = m[1, 0] * gx + m[1, 1] * gy + m[1, 2] - gy
+        return np.stack([fx, fy], axis=-1).astype(np.float32)
 
     def read(self) -> np.ndarray | None:
         if self.frames is not None and self.t >= self.frames:

@@ -28,8 +28,24 @@ def test_corrupt_image_is_skipped_with_a_warning_naming_it(photos_dir, tmp_path)
     with pytest.warns(UserWarning, match="broken.jpg"):
         crop = ds[(bad_index, 123)]
     assert crop.shape == (3, 32, 32) and 0 <= float(crop.min()) and float(crop.max()) <= 1
-    samples = [ds[(i, 7)] for i in range(len(ds))]  # warned once only, then silently skipped
+    import warnings
+
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        samples = [ds[(i, 7)] for i in range(len(ds))]
+    assert later == []  # warned once only, then silently skipped
     assert all(s.shape == (3, 32, 32) for s in samples)
+
+
+def test_a_readable_image_is_found_however_many_are_broken(tmp_path, photos_dir):
+    for i in range(30):
+        (tmp_path / f"bad{i:02d}.jpg").write_bytes(b"junk")
+    (tmp_path / "zz_good.png").write_bytes(next(photos_dir.glob("*.png")).read_bytes())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert CropDataset(tmp_path, 32)[(0, 1)].shape == (3, 32, 32)
 
 
 def test_crops_are_deterministic_per_seed(photos_dir):

@@ -11,10 +11,16 @@ import torch
 
 from models.errors import InputFileError, UserError
 from models.images import read_rgb
-from models.onnx_style import META_STYLES, OnnxStyleModel
+from models.onnx_style import META_STYLES
+from models.onnx_style import OnnxStyleModel as _OnnxStyleModel
 from models.style_net import StyleNet
 from training.checkpoint import save_checkpoint
 from training.export import export_checkpoint, parity
+
+
+def OnnxStyleModel(path):
+    """Tests check numbers on the CPU, whatever the machine has."""
+    return _OnnxStyleModel(path, providers=["CPUExecutionProvider"])
 
 
 def _checkpoint(tmp_path, styles, arch="lite", seed=0):
@@ -97,8 +103,36 @@ def test_fp16_export_runs_close_to_fp32(tmp_path):
 
 
 def test_unknown_style_name_is_a_clear_error(conditional):
+    model = OnnxStyleModel(conditional[0])
     with pytest.raises(UserError, match="holds"):
-        OnnxStyleModel(conditional[0]).style_weights({"monet": 1.0})
+        model.style_weights({"monet": 1.0})
+    for bad in ({"stripes": float("nan")}, {"stripes": -1.0, "blobs": 2.0}, {"stripes": 0.0}):
+        with pytest.raises(UserError, match="non-negative"):
+            model.style_weights(bad)
+
+
+def test_parse_blend():
+    from models.onnx_style import parse_blend
+
+    assert parse_blend(["a=0.25", "b"]) == {"a": 0.25, "b": 1.0}
+    with pytest.raises(UserError, match="NAME=WEIGHT"):
+        parse_blend(["a=lots"])
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 200), (15, 16)])
+def test_tiny_images_are_padded_not_refused(single, hw):
+    model = OnnxStyleModel(single[0])
+    rgb = np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    assert model.stylize(rgb).shape == rgb.shape
+
+
+def test_stylize_refuses_an_unwritable_output_before_working(tmp_path, single):
+    (tmp_path / "out.png").mkdir()
+    for out, problem in [(tmp_path / "x.xyz", "suffix"), (tmp_path / "out.png", "folder")]:
+        r = subprocess.run([sys.executable, "-m", "training", "stylize", "--model", str(single[0]), "--out", str(out),
+                            "--provider", "cpu"], capture_output=True, text=True)
+        assert r.returncode == 2 and problem in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert [p.name for p in tmp_path.rglob("*")] == ["out.png"]  # no stray temporary files
 
 
 def test_export_cli_prints_parity(tmp_path):
@@ -120,7 +154,7 @@ def test_bad_model_files_give_one_clear_line(tmp_path, content, conditional):
     with pytest.raises(InputFileError, match="bad.onnx"):
         OnnxStyleModel(path)
     r = subprocess.run([sys.executable, "-m", "training", "stylize", "--model", str(path), "--out",
-                        str(tmp_path / "o.png")], capture_output=True, text=True)
+                        str(tmp_path / "o.png"), "--provider", "cpu"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
 
 
@@ -132,7 +166,7 @@ def test_stylize_cli_needs_no_torch_and_blends(conditional, photos_dir, tmp_path
     for name, blend in [("a", ["stripes=1"]), ("b", ["blobs=1"]), ("mix", ["stripes=0.5", "blobs=0.5"])]:
         out = tmp_path / f"{name}.png"
         code = ("import sys; sys.modules['torch'] = None; from training.__main__ import main; "
-                f"sys.exit(main(['stylize', '--model', {str(path)!r}, {str(photo)!r}, '--out', {str(out)!r}, "
+                f"sys.exit(main(['stylize', '--model', {str(path)!r}, {str(photo)!r}, '--out', {str(out)!r}, '--provider', 'cpu', "
                 f"'--blend', *{blend!r}]))")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

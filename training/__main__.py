@@ -36,11 +36,16 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _min_int(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _min_int(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local state-dict file for the loss network (for vgg16/vgg19 without network)")
     t.add_argument("--arch", default="johnson", choices=ARCH_CHOICES,
                    help="style network size: johnson (quality, GPU) or lite (real time on a CPU)")
-    t.add_argument("--size", type=_positive_int, default=256, help="training crop size in pixels")
-    t.add_argument("--style-size", type=_positive_int, help="longer side of the style images (default: 2 x size)")
+    t.add_argument("--size", type=_min_int(32), default=256, help="training crop size in pixels")
+    t.add_argument("--style-size", type=_min_int(32), help="longer side of the style images (default: 2 x size)")
     t.add_argument("--batch", type=_positive_int, default=4, help="images per step (per process under torchrun)")
     t.add_argument("--steps", type=_positive_int, default=2000, help="total training steps")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from models.errors import InputFileError
+from models.errors import InputFileError, first_line
+from models.files import atomic_path
 from models.style_net import StyleNet, StyleNetConfig
 
 FORMAT = "stylelens-checkpoint-1"
@@ -22,28 +23,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` so that a crash never leaves a partial file there.
 
-    Writes a temporary file in the same folder, fsyncs it, then renames it over the
-    old one; the previous checkpoint survives any failure before the rename.
+    A temporary file in the same folder is fsynced and renamed over the old one
+    (:func:`models.files.atomic_path`): the previous checkpoint survives any failure.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -56,8 +40,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise InputFileError(path, f"not a loadable checkpoint (refused or corrupt: {first})") from None
+        raise InputFileError(path, f"not a loadable checkpoint (refused or corrupt: {first_line(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputFileError(path, f"not a checkpoint of this project (expected format {FORMAT})")
     for key in ("step", "model", "config"):
@@ -73,5 +56,5 @@ def style_net_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint"
     try:
         net.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as e:
-        raise InputFileError(path, f"weights do not fit its recorded architecture: {str(e).splitlines()[0][:200]}") from None
+        raise InputFileError(path, f"weights do not fit its recorded architecture: {first_line(e)}") from None
     return net.eval()

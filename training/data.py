@@ -20,19 +20,17 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from models.errors import InputFileError
-from models.images import read_rgb, rgb_to_nchw
-
-TRAIN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+from models.images import IMAGE_SUFFIXES, read_rgb, rgb_to_nchw
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
-    """All .jpg/.jpeg/.png/.webp files under ``root``, recursively, in a stable order."""
+    """All image files (.jpg .jpeg .png .webp .bmp) under ``root``, recursively, in a stable order."""
     root = Path(root)
     if not root.is_dir():
         raise InputFileError(root, "data folder not found")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in TRAIN_SUFFIXES and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise InputFileError(root, f"no images ({', '.join(TRAIN_SUFFIXES)}) found in this folder")
+        raise InputFileError(root, f"no images ({', '.join(IMAGE_SUFFIXES)}) found in this folder")
     return files
 
 
@@ -65,15 +63,17 @@ class CropDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
         index, seed = key
         rng = random.Random(seed)
-        for _ in range(len(self.files)):
-            if index not in self._bad:
-                try:
-                    rgb = read_rgb(self.files[index])
-                    return torch.from_numpy(rgb_to_nchw(random_crop(rgb, self.size, rng))[0])
-                except InputFileError as e:
-                    self._bad.add(index)
-                    warnings.warn(f"skipping unreadable training image {e.path}: {e.problem}", stacklevel=2)
-            index = rng.randrange(len(self.files))
+        fallbacks = rng.sample(range(len(self.files)), len(self.files))  # every file, in a seeded order
+        for i in [index, *fallbacks]:
+            if i in self._bad:
+                continue
+            try:
+                rgb = read_rgb(self.files[i])
+            except InputFileError as e:
+                self._bad.add(i)
+                warnings.warn(f"skipping unreadable training image {e.path}: {e.problem}", stacklevel=2)
+                continue
+            return torch.from_numpy(rgb_to_nchw(random_crop(rgb, self.size, rng))[0])
         raise InputFileError(self.files[0].parent, "none of the training images could be read")
 
 

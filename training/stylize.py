@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.images import nchw_to_rgb, read_rgb, resize_max_side, rgb_to_nchw, write_rgb
+from models.images import check_image_suffix, read_rgb, resize_max_side, write_rgb
 from models.onnx_style import OnnxStyleModel, parse_blend
 
 
@@ -14,8 +14,9 @@ def stylize_file(model: str | os.PathLike, image: str | os.PathLike, out: str | 
                  blend: Sequence[str] = (), max_size: int | None = None,
                  providers: Sequence[str] | None = None) -> Path:
     """Read ``image``, stylise it with ``model`` and write ``out``; returns ``out``."""
+    check_image_suffix(out)
     m = OnnxStyleModel(model, providers=providers)
-    weights = m.style_weights(parse_blend(blend) if blend else None)
+    weights = parse_blend(blend) if blend else None
     rgb = resize_max_side(read_rgb(image), max_size)
-    write_rgb(out, nchw_to_rgb(m.run(rgb_to_nchw(rgb), weights)))
+    write_rgb(out, m.stylize(rgb, weights))
     return Path(out)

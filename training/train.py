@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from models.backbones import load_backbone
 from models.errors import UserError
 from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
-from models.style_net import StyleNet, arch_config
+from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.data import CropDataset, StepSampler, random_crop
 from training.losses import PerceptualLoss, default_loss_config
@@ -76,7 +77,9 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
         return True
     if precision == "fp32":
         return False
-    return device.type == "cuda" or _cpu_has_amx()
+    if device.type == "cuda":  # emulated bf16 (before Ampere) is slower than fp32
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return _cpu_has_amx()
 
 
 def _setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
@@ -123,17 +126,23 @@ def _write_samples(net: StyleNet, photo: torch.Tensor, num_styles: int, path: Pa
     with torch.no_grad():
         outs = [photo.cpu()]
         for s in range(num_styles):
-            w = torch.eye(num_styles, device=photo.device)[s:s + 1] if num_styles > 1 else None
+            w = one_hot(s, num_styles, device=photo.device) if num_styles > 1 else None
             outs.append(net(photo, w).float().cpu())
     net.train(was_training)
     write_rgb(path, tensor_to_rgb(torch.cat(outs, dim=3)))
 
 
+# Settings that define the network or the stream of training batches: a resumed run must keep them.
+_RESUME_FIXED = ("arch", "styles", "loss_net", "world_size")
+_RESUME_FIXED_SETTINGS = ("size", "style_size", "batch", "seed", "data", "style")
+
+
 def _check_resume_compatible(ckpt_cfg: dict, cfg: dict, path: Path) -> None:
-    for key in ("arch", "styles", "loss_net"):
-        if ckpt_cfg.get(key) != cfg.get(key):
-            raise UserError(f"{path}: cannot resume: checkpoint has {key}={ckpt_cfg.get(key)!r}, "
-                            f"this run asks for {cfg.get(key)!r}")
+    pairs = [(k, ckpt_cfg.get(k), cfg.get(k)) for k in _RESUME_FIXED]
+    pairs += [(k, ckpt_cfg.get("settings", {}).get(k), cfg["settings"].get(k)) for k in _RESUME_FIXED_SETTINGS]
+    for key, old, new in pairs:
+        if old != new:
+            raise UserError(f"{path}: cannot resume with {key}={new!r}: the checkpoint was trained with {old!r}")
 
 
 def train(settings: TrainSettings, progress: bool = True) -> Path:
@@ -151,6 +160,8 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
     ckpt_path = out / CHECKPOINT_NAME
     names = _style_names(s)
     net_cfg = arch_config(s.arch)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: --out must be a folder, and this is a file")
     if ckpt_path.exists() and not s.resume:
         raise UserError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
 
@@ -182,6 +193,8 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         _check_resume_compatible(ckpt["config"], config, ckpt_path)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        for group in opt.param_groups:  # a --lr given now applies from here on
+            group["lr"] = s.lr
         torch.set_rng_state(ckpt["rng"]["torch"])
         if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
@@ -203,7 +216,6 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
     model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else net
     photo = _sample_image(dataset.files, s.size).to(device) if rank == 0 else None
-    eye = torch.eye(n, device=device)
     base_wall = config.get("wall_seconds_before", 0.0)
     t0 = time.perf_counter()
 
@@ -224,14 +236,19 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
-        weights = eye[style_index] if n > 1 else None
+        weights = F.one_hot(style_index, n).float() if n > 1 else None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             y = model(x, weights)
             losses = criterion(y, x, style_index)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         values = {k: float(v.detach()) for k, v in losses.items()}
-        if not math.isfinite(values["total"]):
+        finite = math.isfinite(values["total"])
+        if world > 1:  # every rank must agree, or rank 0 would step on gradients already poisoned by another
+            flag = torch.tensor([0.0 if finite else 1.0], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            finite = flag.item() == 0.0
+        if not finite:
             raise TrainingDiverged(
                 f"loss became {values['total']} at step {step + 1}; stopped. The last good checkpoint "
                 f"({ckpt_path}) is kept: try a lower --lr or --style-weight")

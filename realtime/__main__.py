@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    import os
+
+    import cv2
+
+    if "OPENCV_LOG_LEVEL" not in os.environ:  # the runner reports camera and file problems itself
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages: quiet
     from models.onnx_style import parse_blend
     from realtime.effects import EffectOptions
     from realtime.runner import Runner, format_summary

@@ -1,0 +1,117 @@
+"""Frames per second and latency of the live style path against a reference, in one run.
+
+(a) reference: built like PyTorch's fast_neural_style example: the ``johnson`` network in
+    torch eager fp32, one frame at a time, conversions included (BGR uint8 -> tensor ->
+    network -> clamp -> uint8 BGR);
+(b) this runner's whole path, capture to sink (``realtime.runner.Runner`` reading frames
+    from a source, the ``style`` effect with onnxruntime, the HUD, a sink), for the
+    ``johnson`` network and for ``lite``, with and without the optical-flow stabiliser.
+
+Every frame is processed (``--no-drop`` mode), so FPS is throughput and latency is
+capture to sink. Weights are random: speed does not depend on them.
+
+    python scripts/bench_realtime.py [--frames 30] [--sizes 320x240 640x480 1280x720]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class _Frames:
+    """A source of precomputed frames, so the source costs nothing measurable."""
+
+    live = False
+    fps = 1000.0
+    name = "bench"
+
+    def __init__(self, frames: list[np.ndarray]):
+        self.frames, self.i = frames, 0
+
+    def read(self):
+        if self.i >= len(self.frames):
+            return None
+        self.i += 1
+        return self.frames[self.i - 1]
+
+    def close(self) -> None:
+        pass
+
+
+class _NullSink:
+    def write(self, frame) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _reference(frames: list[np.ndarray], net) -> tuple[float, np.ndarray]:
+    import torch
+
+    lat = []
+    with torch.no_grad():
+        for f in frames:
+            t0 = time.perf_counter()
+            x = torch.from_numpy(f[..., ::-1].copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+            y = net(x).clamp(0, 1).mul(255).byte()[0].permute(1, 2, 0).numpy()[..., ::-1].copy()
+            lat.append(time.perf_counter() - t0)
+            assert y.shape == f.shape
+    lat = np.array(lat)
+    return 1.0 / lat.mean(), lat
+
+
+def _runner(frames: list[np.ndarray], model: Path, stabilize: bool) -> tuple[float, np.ndarray]:
+    from realtime.effects import EffectOptions
+    from realtime.runner import Runner
+
+    runner = Runner(_Frames(frames), [_NullSink()], effect="style", effects=["style"],
+                    options=EffectOptions(model=str(model), provider="auto"), drop=False, stabilize=stabilize)
+    summary = runner.run()
+    return summary["fps"], np.array(runner.stats.latencies)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=30, help="frames per measurement (after 3 warm-up frames)")
+    ap.add_argument("--sizes", nargs="+", default=["320x240", "640x480", "1280x720"])
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    from models.onnx_style import default_providers
+    from models.style_net import StyleNet
+    from training.export import export_style_net
+
+    rng = np.random.default_rng(0)
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__} "
+          f"({default_providers()[0]}); {args.frames} frames each, every frame processed")
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        nets = {a: StyleNet(a).eval() for a in ("johnson", "lite")}
+        onnx = {a: export_style_net(n, Path(tmp) / f"{a}.onnx") for a, n in nets.items()}
+        header = f"{'size':>9s}  {'path':44s} {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'x ref':>6s}"
+        print(header)
+        for size in args.sizes:
+            w, h = (int(v) for v in size.split("x"))
+            frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.frames + 3)]
+            ref_fps, ref_lat = _reference(frames, nets["johnson"])
+            rows = [("(a) reference: johnson, torch eager fp32", ref_fps, ref_lat[3:])]
+            for arch in ("johnson", "lite"):
+                for stabilize in (False, True):
+                    fps, lat = _runner(frames, onnx[arch], stabilize)
+                    label = f"(b) runner: {arch}, onnxruntime" + (" + stabiliser" if stabilize else "")
+                    rows.append((label, fps, lat[3:]))
+            for label, fps, lat in rows:
+                p50, p95 = np.percentile(lat * 1000, [50, 95])
+                print(f"{size:>9s}  {label:44s} {fps:6.1f} {p50:7.1f} {p95:7.1f} {fps / ref_fps:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

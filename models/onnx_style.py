@@ -49,6 +49,15 @@ def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def providers_for(device: str) -> list[str] | None:
+    """onnxruntime providers for a ``--provider`` choice: ``auto`` (None: decide here), ``cpu`` or ``cuda``."""
+    choices = {"auto": None, "cpu": ["CPUExecutionProvider"],
+               "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+    if device not in choices:
+        raise UserError(f"unknown provider {device!r}; choose one of {sorted(choices)}")
+    return choices[device]
+
+
 def _preload_cuda_libraries() -> None:
     """Load CUDA and cuDNN from the nvidia-* wheels (which torch brings) for the CUDA provider."""
     import onnxruntime as ort

@@ -107,11 +107,10 @@ class StyleEffect(Effect):
 
     def __init__(self, options: EffectOptions):
         from models import zoo
-        from models.onnx_style import OnnxStyleModel
+        from models.onnx_style import OnnxStyleModel, providers_for
 
-        providers = {"auto": None, "cpu": ["CPUExecutionProvider"],
-                     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}[options.provider]
-        self.model = OnnxStyleModel(options.model or zoo.model_path(), providers=providers, threads=options.threads)
+        self.model = OnnxStyleModel(options.model or zoo.model_path(), providers=providers_for(options.provider),
+                                    threads=options.threads)
         self.size = options.size
         n = len(self.model.styles)
         blend = options.blend or ({options.style: 1.0} if options.style else {self.model.styles[0]: 1.0})

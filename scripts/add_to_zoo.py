@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from models import zoo
+from models.errors import UserError
 from models.images import read_rgb, resize_max_side, write_rgb
 from training.checkpoint import load_checkpoint
 from training.export import export_checkpoint
@@ -61,4 +62,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None

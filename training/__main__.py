@@ -128,12 +128,11 @@ def _export(args: argparse.Namespace) -> None:
 
 def _stylize(args: argparse.Namespace) -> None:
     from models import zoo
+    from models.onnx_style import providers_for
     from training.stylize import stylize_file
 
-    providers = {"auto": None, "cpu": ["CPUExecutionProvider"],
-                 "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}[args.provider]
     out = stylize_file(args.model or zoo.model_path(), args.image or zoo.SAMPLE_PHOTO, args.out,
-                       blend=args.blend, max_size=args.max_size, providers=providers)
+                       blend=args.blend, max_size=args.max_size, providers=providers_for(args.provider))
     print(f"wrote {out}")
 
 

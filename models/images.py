@@ -83,6 +83,15 @@ def resize_max_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
+def to_bgr(frame: np.ndarray) -> np.ndarray:
+    """Any 8-bit frame (grey, grey with a channel axis, BGRA) as 3-channel BGR."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
 def rgb_to_nchw(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 HWC -> float32 NCHW [0, 1] with a batch of one."""
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)

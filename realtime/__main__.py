@@ -9,6 +9,7 @@ import argparse
 import sys
 import warnings
 
+from models.cli import min_int, one_line_warning
 from models.errors import UserError
 
 EFFECT_NAMES = ("style", "saliency", "deepdream", "activations", "none")  # realtime.effects.EFFECTS
@@ -33,6 +34,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"width and height must be at least 16, got {text!r}")
     return w, h
 
 
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default)")
     ap.add_argument("--style", help="style to start with, for a model of several styles")
     ap.add_argument("--blend", nargs="+", default=[], metavar="NAME=W", help="start with a blend of styles")
-    ap.add_argument("--size", type=int, metavar="PX", help="process at this longer side, resize back after")
+    ap.add_argument("--size", type=min_int(16), metavar="PX", help="process at this longer side, resize back after")
     ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"), help="onnxruntime device")
     ap.add_argument("--threads", type=int, help="CPU threads for the effect (default: all cores)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=("efficientnet_lite0", "vgg16", "vgg19"),
@@ -55,14 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--layer", help="layer for deepdream and activations (default: one per effect)")
     ap.add_argument("--target", type=int, metavar="CLASS", help="ImageNet class index for saliency (default: top class)")
     ap.add_argument("--saliency-mode", default="plain", choices=("plain", "smoothgrad", "guided"))
-    ap.add_argument("--dream-steps", type=int, default=2, help="gradient steps per frame for deepdream")
+    ap.add_argument("--dream-steps", type=min_int(1), default=2, help="gradient steps per frame for deepdream")
     ap.add_argument("--no-stabilize", action="store_true", help="turn off the optical-flow stabiliser of the style effect")
     ap.add_argument("--no-window", action="store_true", help="run headless (no OpenCV window)")
     ap.add_argument("--out", metavar="FILE", help="also record the output (.mp4, .avi, .webm)")
     ap.add_argument("--virtual-cam", action="store_true", help="send the output to a virtual camera (pyvirtualcam)")
     ap.add_argument("--no-drop", action="store_true",
                     help="process every frame in order instead of only the newest (offline rendering of files)")
-    ap.add_argument("--max-frames", type=int, metavar="N", help="stop after N output frames")
+    ap.add_argument("--max-frames", type=min_int(1), metavar="N", help="stop after N output frames")
     ap.add_argument("--no-hud", action="store_true", help="start without the heads-up display")
     ap.add_argument("--snapshot-at", type=int, nargs="+", default=[], metavar="N",
                     help="save output frame N as PNG (headless equivalent of the s key)")
@@ -72,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    warnings.formatwarning = one_line_warning
     import os
 
     import cv2

@@ -119,27 +119,27 @@ class StyleEffect(Effect):
         for k, v in blend.items():
             self.weights[self.model.styles.index(k)] = v
         self.weights /= self.weights.sum()
-
-    @property
-    def current(self) -> int:
-        return int(self.weights.argmax())
+        self.target = int(self.weights.argmax())  # the style a blend is moving toward
 
     def cycle(self, step: int = 1) -> None:
         n = len(self.weights)
-        target = (self.current + step) % n
+        self.target = (int(self.weights.argmax()) + step) % n
         self.weights[:] = 0
-        self.weights[target] = 1
+        self.weights[self.target] = 1
 
     def blend_step(self, amount: float = 0.25) -> None:
-        """Shift ``amount`` of the weight from the current style to the next one."""
+        """Move ``amount`` of the weight toward the target style; once it is reached, aim at the next."""
         n = len(self.weights)
         if n < 2:
             return
-        cur = self.current
-        nxt = (cur + 1) % n
-        moved = min(amount, float(self.weights[cur]))
-        self.weights[cur] -= moved
-        self.weights[nxt] += moved
+        if self.weights[self.target] >= 1 - 1e-6:
+            self.target = (self.target + 1) % n
+        others = 1.0 - float(self.weights[self.target])
+        moved = min(amount, others)
+        for i in range(n):
+            if i != self.target:
+                self.weights[i] *= (others - moved) / others
+        self.weights[self.target] += moved
 
     def status(self) -> str:
         parts = [f"{s} {w:.0%}" for s, w in zip(self.model.styles, self.weights) if w > 0.01]

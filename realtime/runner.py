@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.errors import InputFileError, UserError
 from realtime.effects import EFFECTS, Effect, EffectOptions, create_effect
 from realtime.sinks import Sink
 from realtime.sources import Frame, LatestFrameGrabber, Source
@@ -115,6 +116,10 @@ class Runner:
             self._effects[name] = create_effect(name, self.options)
         return self._effects[name]
 
+    def _check_snapshot_dir(self) -> None:
+        if self.snapshot_dir.exists() and not self.snapshot_dir.is_dir():
+            raise InputFileError(self.snapshot_dir, "snapshot folder is a file")
+
     # actions -----------------------------------------------------------------------------
     def next_style(self) -> None:
         self.effect.cycle(+1)
@@ -126,9 +131,17 @@ class Runner:
         self.effect.blend_step(0.25)
 
     def next_effect(self) -> None:
-        i = (self.effect_names.index(self.effect_name) + 1) % len(self.effect_names)
-        self.effect_name = self.effect_names[i]
-        self.effect = self._get_effect(self.effect_name)
+        """Switch to the next effect that can be built here; one that cannot is reported and skipped."""
+        i = self.effect_names.index(self.effect_name)
+        for _ in range(len(self.effect_names) - 1):
+            i = (i + 1) % len(self.effect_names)
+            try:
+                self.effect = self._get_effect(self.effect_names[i])
+            except UserError as e:
+                self.log(f"skipping effect {self.effect_names[i]}: {e}")
+                continue
+            self.effect_name = self.effect_names[i]
+            break
         if self.stabilizer:
             self.stabilizer.reset()
 
@@ -139,7 +152,8 @@ class Runner:
         if self.last_output is not None:
             self.snapshot_dir.mkdir(parents=True, exist_ok=True)
             path = self.snapshot_dir / f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}_{self.stats.frames_out:06d}.png"
-            cv2.imwrite(str(path), self.last_output)
+            if not cv2.imwrite(str(path), self.last_output):
+                raise InputFileError(path, "cannot write the snapshot")
             self.snapshots.append(path)
             self.log(f"saved {path}")
 
@@ -185,6 +199,8 @@ class Runner:
 
     def run(self) -> dict:
         """Run until the source ends, ``max_frames`` are out, or quit; returns the summary."""
+        if self.snapshot_at:
+            self._check_snapshot_dir()
         self._grabber = LatestFrameGrabber(self.source) if self.drop else None
         self.stats = Stats()
         frames_in = 0

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from models.errors import InputFileError, UserError
-from models.images import IMAGE_SUFFIXES, read_bgr
+from models.images import IMAGE_SUFFIXES, read_bgr, to_bgr
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -74,7 +74,7 @@ class CaptureSource(Source):
             frame, self._first = self._first, None
             return frame
         ok, frame = self.cap.read()
-        return frame if ok else None
+        return to_bgr(frame) if ok else None  # some cameras (IR, Y8) give grey frames
 
     def close(self) -> None:
         self.cap.release()
@@ -201,6 +201,7 @@ class LatestFrameGrabber:
         self.dropped = 0
         self._latest: Frame | None = None
         self._ended = False
+        self._error: BaseException | None = None
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -228,6 +229,8 @@ class LatestFrameGrabber:
                         self._stop.wait(delay)
                     else:
                         next_time = time.perf_counter()
+        except BaseException as e:  # handed to the consumer by get()
+            self._error = e
         finally:
             with self._cond:
                 self._ended = True
@@ -236,6 +239,8 @@ class LatestFrameGrabber:
     def get(self, timeout: float | None = None) -> Frame | None:
         with self._cond:
             self._cond.wait_for(lambda: self._latest is not None or self._ended, timeout)
+            if self._error is not None and self._latest is None:
+                raise self._error
             frame, self._latest = self._latest, None
             return frame
 
@@ -245,6 +250,12 @@ class LatestFrameGrabber:
             return self._ended and self._latest is None
 
     def close(self) -> None:
+        """Stop capturing; a frame captured but never taken counts as dropped."""
         self._stop.set()
         self._thread.join(timeout=2)
-        self.source.close()
+        with self._cond:
+            if self._latest is not None:
+                self.dropped += 1
+                self._latest = None
+        if not self._thread.is_alive():  # never release a capture that a stuck read still uses
+            self.source.close()

@@ -65,7 +65,8 @@ class FlowStabilizer:
         self.prev_out: np.ndarray | None = None
 
     def __call__(self, frame: np.ndarray, stylised: np.ndarray) -> np.ndarray:
-        if self.prev_in is None or self.prev_in.shape != frame.shape or self.prev_out.shape != stylised.shape:
+        small = min(frame.shape[:2]) * min(1.0, FLOW_WIDTH / frame.shape[1]) < 12  # too small for DIS
+        if small or self.prev_in is None or self.prev_in.shape != frame.shape or self.prev_out.shape != stylised.shape:
             out = stylised
         else:
             h, w = frame.shape[:2]

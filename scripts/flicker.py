@@ -27,10 +27,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="ONNX style model (default: the shipped default)")
     ap.add_argument("--size", default="320x240", help="clip size WxH")
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--frames", type=int, default=60, help="clip length (at least 2)")
     ap.add_argument("--noise", type=float, default=4.0, help="sensor noise, grey levels (sigma)")
     args = ap.parse_args()
 
+    if args.frames < 2:
+        ap.error("--frames must be at least 2: flicker is measured between consecutive frames")
     w, h = (int(v) for v in args.size.split("x"))
     src = DemoSource((w, h), frames=args.frames, noise=args.noise)
     frames = [src.read() for _ in range(args.frames)]

@@ -9,6 +9,7 @@ import argparse
 import sys
 import warnings
 
+from models.cli import min_int, one_line_warning
 from models.errors import UserError
 
 ARCH_CHOICES = ("johnson", "lite")  # models.style_net.ARCHS, without importing torch here
@@ -36,16 +37,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _min_int(low: int):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-    return parse
-
-
-_positive_int = _min_int(1)
+_positive_int = min_int(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local state-dict file for the loss network (for vgg16/vgg19 without network)")
     t.add_argument("--arch", default="johnson", choices=ARCH_CHOICES,
                    help="style network size: johnson (quality, GPU) or lite (real time on a CPU)")
-    t.add_argument("--size", type=_min_int(32), default=256, help="training crop size in pixels")
-    t.add_argument("--style-size", type=_min_int(32), help="longer side of the style images (default: 2 x size)")
+    t.add_argument("--size", type=min_int(32), default=256, help="training crop size in pixels")
+    t.add_argument("--style-size", type=min_int(32), help="longer side of the style images (default: 2 x size)")
     t.add_argument("--batch", type=_positive_int, default=4, help="images per step (per process under torchrun)")
     t.add_argument("--steps", type=_positive_int, default=2000, help="total training steps")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
@@ -136,13 +128,9 @@ def _stylize(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    return f"warning: {message}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = _one_line_warning
+    warnings.formatwarning = one_line_warning
     try:
         {"train": _train, "export": _export, "stylize": _stylize}[args.command](args)
     except UserError as e:

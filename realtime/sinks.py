@@ -93,7 +93,7 @@ class VirtualCamSink(Sink):
         try:
             import pyvirtualcam  # noqa: F401
         except ImportError:
-            raise UserError("--virtual-cam needs pyvirtualcam: pip install 'stylelens[virtualcam]'") from None
+            raise UserError("--virtual-cam needs pyvirtualcam: pip install -e '.[virtualcam]' in the project, or pip install pyvirtualcam") from None
         self.fps = fps
         self.cam = None
 

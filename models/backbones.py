@@ -36,9 +36,11 @@ class Backbone(nn.Module):
     """
 
     def __init__(self, name: str, stages: Sequence[tuple[str, nn.Module]], classifier: nn.Module,
-                 mean: Sequence[float], std: Sequence[float], categories: Sequence[str]):
+                 mean: Sequence[float], std: Sequence[float], categories: Sequence[str], cam_layer: str):
         super().__init__()
         self.name = name
+        # The last spatial layer with many channels: where Grad-CAM looks by default.
+        self.cam_layer = cam_layer
         self.stages = nn.ModuleDict(stages)
         self.classifier = classifier
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -78,6 +80,20 @@ class Backbone(nn.Module):
         for stage in self.stages.values():
             h = stage(h)
         return self.classifier(h)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features (B, D): the classifier's input to its last linear layer."""
+        h = self.normalize(x)
+        for stage in self.stages.values():
+            h = stage(h)
+        return self._embedder(h)
+
+    @property
+    def _embedder(self) -> nn.Module:
+        modules = list(self.classifier.modules())[1:]
+        flat = [m for m in modules if not list(m.children())]
+        last_linear = max(i for i, m in enumerate(flat) if isinstance(m, nn.Linear))
+        return nn.Sequential(*flat[:last_linear])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(x)
@@ -120,7 +136,7 @@ def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> 
         _strict_load(net, _load_state_dict(path), path)
     # Trained on RGB in [-1, 1]: mean 0.5, std 0.5 (see docs/efficientnet-lite0 notes).
     return Backbone("efficientnet_lite0", net.stages(), net.classifier(),
-                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), categories=imagenet_categories())
+                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), categories=imagenet_categories(), cam_layer="head")
 
 
 def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Backbone:
@@ -158,7 +174,7 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
         stages.append((layer_name, module))
     classifier = nn.Sequential(net.avgpool, nn.Flatten(), net.classifier)
     return Backbone(name, stages, classifier, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                    categories=enum.meta["categories"])
+                    categories=enum.meta["categories"], cam_layer=names[-2])
 
 
 def load_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike | None = None,

@@ -74,13 +74,42 @@ def check_image_suffix(path: str | os.PathLike) -> None:
         raise InputFileError(path, f"cannot write images with suffix {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
 
 
-def resize_max_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
-    """Shrink so the longer side is at most ``max_side`` (area interpolation); never enlarge."""
+def resize_max_side(rgb: np.ndarray, max_side: int | None, enlarge: bool = False, min_side: int = 1) -> np.ndarray:
+    """Scale so the longer side is ``max_side`` (at most, unless ``enlarge``); no side under ``min_side``.
+
+    Area interpolation when shrinking, bilinear when enlarging. Works for any channel order.
+    """
     h, w = rgb.shape[:2]
-    if not max_side or max(h, w) <= max_side:
+    if not max_side or max(h, w) == max_side or (max(h, w) < max_side and not enlarge):
         return rgb
     s = max_side / max(h, w)
-    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (max(min_side, round(w * s)), max(min_side, round(h * s))), interpolation=interp)
+
+
+def resize_to(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``image`` resized (bilinear) to the height and width of ``like``; unchanged if they match."""
+    h, w = like.shape[:2]
+    return image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def overlay_heat(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, bgr: bool = False,
+                 colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """A heat map (H', W') in [0, 1] drawn over a uint8 image of 3 channels, resized to fit.
+
+    ``bgr`` says the image is an OpenCV BGR frame; otherwise RGB. Returns the same order.
+    """
+    heat8 = (255 * np.clip(heat.astype(np.float32), 0, 1)).astype(np.uint8)
+    colour = cv2.applyColorMap(resize_to(heat8, image), colormap)  # BGR
+    if not bgr:
+        colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(image, 1 - alpha, colour, alpha, 0)
+
+
+def colorize(heat: np.ndarray, colormap: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
+    """A map (H, W) in [0, 1] as an RGB uint8 image in a colour map."""
+    heat8 = (255 * np.clip(heat.astype(np.float32), 0, 1)).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(heat8, colormap), cv2.COLOR_BGR2RGB)
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from models.images import bgr_to_nchw, nchw_to_bgr
+from models.images import bgr_to_nchw, nchw_to_bgr, overlay_heat, resize_max_side, resize_to
 
 
 @dataclass
@@ -73,17 +73,7 @@ def create_effect(name: str, options: EffectOptions | None = None) -> Effect:
 
 
 def _resize_for_processing(frame: np.ndarray, size: int | None) -> np.ndarray:
-    h, w = frame.shape[:2]
-    if not size or max(h, w) == size:
-        return frame
-    s = size / max(h, w)
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    return cv2.resize(frame, (max(16, round(w * s)), max(16, round(h * s))), interpolation=interp)
-
-
-def _back_to(frame: np.ndarray, like: np.ndarray) -> np.ndarray:
-    h, w = like.shape[:2]
-    return frame if frame.shape[:2] == (h, w) else cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+    return resize_max_side(frame, size, enlarge=True, min_side=16)
 
 
 @register
@@ -149,7 +139,7 @@ class StyleEffect(Effect):
         small = _resize_for_processing(frame, self.size)
         weights = self.weights[None] if self.model.conditional else None
         out = nchw_to_bgr(self.model.run(bgr_to_nchw(small), weights))
-        return _back_to(out, frame)
+        return resize_to(out, frame)
 
 
 class _BackboneEffect(Effect):
@@ -219,9 +209,7 @@ class SaliencyEffect(_BackboneEffect):
         self.label = self.model.categories[cls]
         heat = sal[0].numpy()
         heat = cv2.GaussianBlur(heat, (0, 0), 2)
-        heat = (255 * heat / max(float(heat.max()), 1e-6)).astype(np.uint8)
-        heat = cv2.applyColorMap(_back_to(heat, frame), cv2.COLORMAP_JET)
-        out = cv2.addWeighted(frame, 0.5, heat, 0.5, 0)
+        out = overlay_heat(frame, heat / max(float(heat.max()), 1e-6), bgr=True)
         cv2.putText(out, self.label, (8, frame.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2,
                     cv2.LINE_AA)
         return out
@@ -261,7 +249,7 @@ class DeepDreamEffect(_BackboneEffect):
             x = self.feedback * self.dream + (1 - self.feedback) * x
         x = dream_steps(self.model, x, self.layer, steps=self.steps, generator=self.generator)
         self.dream = x
-        return _back_to(nchw_to_bgr(x.numpy()), frame)
+        return resize_to(nchw_to_bgr(x.numpy()), frame)
 
 
 @register

@@ -99,6 +99,27 @@ class Backbone(nn.Module):
         return self.classify(x)
 
 
+def backbone_layers(name: str) -> list[str]:
+    """The layer names of a backbone, without building it or loading weights (for menus)."""
+    if name == "efficientnet_lite0":
+        from models.efficientnet_lite import BLOCK_ARGS
+
+        blocks = sum(repeats for *_, repeats in BLOCK_ARGS)
+        return ["stem", *(f"block{i}" for i in range(blocks)), "head"]
+    if name in _VGG_BLOCKS:
+        return _vgg_layer_names(name)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
+
+
+def _vgg_layer_names(name: str) -> list[str]:
+    names = []
+    for block, convs in enumerate(_VGG_BLOCKS[name], start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names (torchvision's metadata, no download)."""
     from torchvision.models import VGG16_Weights
@@ -163,11 +184,7 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
                 ) from None
             _strict_load(net, sd, cache)
     stages: list[tuple[str, nn.Module]] = []
-    names = []
-    for block, convs in enumerate(_VGG_BLOCKS[name], start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
+    names = _vgg_layer_names(name)
     for layer_name, module in zip(names, net.features, strict=True):
         if isinstance(module, nn.ReLU):
             module = nn.ReLU(inplace=False)  # in-place ReLU would overwrite tapped conv outputs

@@ -112,6 +112,16 @@ def colorize(heat: np.ndarray, colormap: int = cv2.COLORMAP_VIRIDIS) -> np.ndarr
     return cv2.cvtColor(cv2.applyColorMap(heat8, colormap), cv2.COLOR_BGR2RGB)
 
 
+def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The largest centred square of the image, resized to ``size`` x ``size`` (for galleries)."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    y, x = (h - side) // 2, (w - side) // 2
+    crop = rgb[y:y + side, x:x + side]
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
 def to_bgr(frame: np.ndarray) -> np.ndarray:
     """Any 8-bit frame (grey, grey with a channel axis, BGRA) as 3-channel BGR."""
     if frame.ndim == 2 or frame.shape[2] == 1:

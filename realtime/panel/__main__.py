@@ -1,0 +1,75 @@
+"""Serve the panel: ``python -m realtime.panel [--host 127.0.0.1] [--port 7860]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+from models.backbones import BACKBONES
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m realtime.panel",
+        description="A Gradio page with every method of 'Visualizing and Understanding' CNNs "
+                    "(filters, neighbours, t-SNE, patches, occlusion, saliency, guided backprop, Grad-CAM, "
+                    "class visualisation, fooling images, feature inversion, DeepDream, texture synthesis, "
+                    "Gatys style transfer) and fast style transfer with a live webcam tab.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind; 0.0.0.0 makes the page reachable from other machines")
+    ap.add_argument("--port", type=int, default=7860, help="port to serve on")
+    ap.add_argument("--backbone", choices=BACKBONES, default="efficientnet_lite0",
+                    help="network selected when the page opens")
+    ap.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted")
+    ap.add_argument("--max-side", type=int, default=1024, help="uploads are shrunk to this longer side")
+    ap.add_argument("--queue-size", type=int, default=16, help="requests that may wait for the slow methods")
+    args = ap.parse_args(argv)
+
+    # Uploads and outputs go to a private temporary folder, removed at exit.
+    tmp = None
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        tmp = tempfile.mkdtemp(prefix="stylelens-panel-")
+        os.environ["GRADIO_TEMP_DIR"] = tmp
+        where = f"temporary folder {tmp} (removed at exit)"
+    else:
+        where = f"GRADIO_TEMP_DIR {os.environ['GRADIO_TEMP_DIR']}"
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    signal.signal(signal.SIGTERM, _stop)
+
+    from models import zoo
+    from realtime.panel import inputs
+    from realtime.panel.app import build_app
+
+    app = build_app(args.backbone, inputs.Limits(max_upload_mb=args.max_upload_mb, max_side=args.max_side))
+    app.queue(max_size=args.queue_size, default_concurrency_limit=2)
+    print(f"stylelens panel on http://{args.host}:{args.port} (Ctrl+C to stop); uploads in {where}", flush=True)
+    try:
+        app.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb:g}mb",
+                   allowed_paths=[str(zoo.ZOO_DIR)], show_error=False, quiet=True)
+    except OSError as e:
+        print(f"error: cannot serve on {args.host}:{args.port}: {e}; choose another --port", file=sys.stderr)
+        return 2
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM stops the server like Ctrl+C does (Gradio closes on KeyboardInterrupt); once."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: native thread pools of the web server's workers
+    # (onnxruntime, torch) could abort the process while modules are torn down.
+    os._exit(code)

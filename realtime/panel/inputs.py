@@ -1,0 +1,210 @@
+"""What enters the panel: uploads checked at the door, galleries, classes, backbones.
+
+Every user file goes through ``models.images.read_rgb`` (or OpenCV for videos), and
+every problem becomes a ``gr.Error`` with one line naming the file: the page shows the
+message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+import torch
+
+from models import zoo
+from models.backbones import Backbone, load_backbone
+from models.errors import InputFileError, UserError, first_line
+from models.images import IMAGE_SUFFIXES, center_square, read_rgb, resize_max_side
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+# Frames taken from one video given as a gallery.
+VIDEO_FRAMES = 24
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the panel accepts: upload size (enforced by Gradio) and image resolution."""
+
+    max_upload_mb: float = 20.0
+    max_side: int = 1024
+    max_gallery: int = 64
+
+
+LIMITS = Limits()
+
+
+class UploadImage(gr.Image):
+    """``gr.Image`` whose upload errors are one clear line in the page.
+
+    Gradio opens uploads with PIL before the event runs; a text file named .jpg or a
+    decompression bomb would otherwise surface as a bare exception.
+    """
+
+    is_template = True  # rendered by the frontend as a plain Image
+    # No __init__ of its own: Gradio builds the page config from the signature of __init__.
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # PIL's UnidentifiedImageError, DecompressionBombError, OSError...
+            name = getattr(payload, "orig_name", None) or "the upload"
+            detail = first_line(e).replace(f"'{getattr(payload, 'path', '')}'", "").strip()
+            raise gr.Error(f"{name}: not a readable image ({type(e).__name__}: {detail})") from None
+
+
+def upload_image(label: str, **kwargs) -> UploadImage:
+    """An image input that hands the handler the uploaded file's path, checked by ``load_image``."""
+    return UploadImage(label=label, type="filepath", sources=["upload", "clipboard"], **kwargs)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the project's user-facing errors into a message in the page."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (UserError, ValueError) as e:
+        raise gr.Error(first_line(e)) from None
+    except torch.OutOfMemoryError:
+        raise gr.Error("out of memory: try a smaller size or fewer steps") from None
+
+
+def errors_to_page(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with user_errors():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _path(file) -> Path | None:
+    if file is None:
+        return None
+    if isinstance(file, (str, os.PathLike)):
+        return Path(file)
+    return Path(getattr(file, "name", None) or getattr(file, "path"))
+
+
+def load_image(file, what: str = "an image", max_side: int | None = None) -> np.ndarray:
+    """An uploaded image as RGB uint8, shrunk to the panel's resolution cap."""
+    path = _path(file)
+    if path is None:
+        raise gr.Error(f"Upload {what} first.")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        raise gr.Error(f"{path.name}: a video; this input takes an image ({', '.join(IMAGE_SUFFIXES)})")
+    rgb = read_rgb(path)
+    return resize_max_side(rgb, min(max_side or LIMITS.max_side, LIMITS.max_side))
+
+
+def _video_frames(path: Path, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputFileError(path, "not a readable video")
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
+        wanted = set(np.linspace(0, max(0, total - 1), min(count, total)).round().astype(int).tolist())
+        frames, i = [], 0
+        while len(frames) < len(wanted):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i in wanted:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            i += 1
+    finally:
+        cap.release()
+    if not frames:
+        raise InputFileError(path, "no frames could be read")
+    return frames
+
+
+def sample_gallery() -> list[tuple[np.ndarray, str]]:
+    """The bundled images and four corner crops of each: a gallery when the user gives none."""
+    out = []
+    paths = [zoo.SAMPLE_PHOTO, *sorted(p for p in zoo.ZOO_DIR.glob("*.jpg") if p != zoo.SAMPLE_PHOTO)]
+    for p in paths:
+        rgb = read_rgb(p)
+        h, w = rgb.shape[:2]
+        out.append((rgb, p.stem))
+        for name, (y, x) in {"top left": (0, 0), "top right": (0, w // 2), "bottom left": (h // 2, 0),
+                             "bottom right": (h // 2, w // 2)}.items():
+            out.append((rgb[y:y + h // 2, x:x + w // 2], f"{p.stem} {name}"))
+    return out
+
+
+def load_gallery(files: Sequence | None, size: int) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:
+    """Images and video frames as one (N, 3, size, size) batch of centred squares.
+
+    Returns the batch, the squares as RGB uint8 (for display) and a caption for each.
+    With no files, the bundled sample gallery.
+    """
+    items: list[tuple[np.ndarray, str]] = []
+    if not files:
+        items = sample_gallery()
+    for f in files or []:
+        path = _path(f)
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            frames = _video_frames(path, VIDEO_FRAMES)
+            items += [(fr, f"{path.name} frame {i}") for i, fr in enumerate(frames)]
+        else:
+            items.append((read_rgb(path), path.name))
+    if len(items) > LIMITS.max_gallery:
+        raise gr.Error(f"{len(items)} gallery images; the panel takes at most {LIMITS.max_gallery}")
+    squares = [center_square(rgb, size) for rgb, _ in items]
+    batch = torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).float() / 255.0
+    return batch, squares, [c for _, c in items]
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=2)
+def backbone(name: str, weights: str | None = None) -> Backbone:
+    """The frozen backbone, loaded once per name; missing VGG weights become a page message."""
+    with user_errors():
+        return load_backbone(name, weights=weights, device=device())
+
+
+def class_choices() -> list[str]:
+    """Menu entries 'index: name' for the 1000 ImageNet classes (the same for every backbone)."""
+    from models.backbones import imagenet_categories
+
+    return [f"{i}: {c}" for i, c in enumerate(imagenet_categories())]
+
+
+def parse_class(choice: str | int | None, model: Backbone) -> int | None:
+    """'281: tabby cat' (a menu entry), '281', or a class name -> index; empty -> None (top class)."""
+    if choice is None or (isinstance(choice, str) and not choice.strip()):
+        return None
+    if isinstance(choice, int):
+        index = choice
+    else:
+        head = choice.split(":", 1)[0].strip()
+        if head.isdigit():
+            index = int(head)
+        else:
+            from visualize.class_vis import class_index
+
+            with user_errors():
+                index = class_index(model, choice.strip())
+    if not 0 <= index < len(model.categories):
+        raise gr.Error(f"class {index} is out of range 0..{len(model.categories) - 1}")
+    return index
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    from models.images import rgb_to_tensor
+
+    return rgb_to_tensor(rgb).to(device())

@@ -1,0 +1,327 @@
+"""The Gradio panel served as a user runs it (``python -m realtime.panel``) on 127.0.0.1,
+driven by ``gradio_client`` (every tab's function) and by headless Chromium (the page)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models import zoo
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_UPLOAD_MB = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The panel in its own process, its temporary folder under this test's tmp."""
+    tmp = tmp_path_factory.mktemp("panel")
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    log = open(tmp / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.panel", "--port", str(port),
+                             "--max-upload-mb", str(MAX_UPLOAD_MB), "--max-side", "512"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        assert proc.poll() is None, (tmp / "server.log").read_text()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the panel did not start in 180 s:\n" + (tmp / "server.log").read_text())
+    time.sleep(1)
+    log.seek(0)
+    match = re.search(r"temporary folder (\S+)", log.read())
+    yield {"url": url, "port": port, "proc": proc, "tmp": tmp, "log": tmp / "server.log",
+           "upload_dir": Path(match.group(1)) if match else None}
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    return Client(server["url"], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def cat(tmp_path_factory) -> Path:
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("cat") / "chelsea.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _img(result) -> np.ndarray:
+    """An image output (a file path) as an array."""
+    path = result if isinstance(result, str) else result["path"]
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    assert img is not None, f"output {path} is not an image"
+    return img
+
+
+def _gallery(result) -> list[np.ndarray]:
+    return [_img(item["image"]) for item in result]
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """IPv4/IPv6 addresses listening on ``port``, from the kernel's socket tables (Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:
+                found.add(addr)
+    return found
+
+
+def test_binds_to_localhost_only(server):
+    if not os.path.exists("/proc/net/tcp"):
+        pytest.skip("reads Linux's socket tables")
+    # 127.0.0.1 in the kernel's little-endian hex; 00000000 would be every interface.
+    assert _listening_addresses(server["port"]) == {"0100007F"}
+
+
+def test_page_offers_every_method(server):
+    import json
+    import urllib.request
+
+    config = json.load(urllib.request.urlopen(server["url"] + "config"))
+    tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
+    for expected in ["Filters & features", "Attribution", "Optimising the image", "Synthesis", "Filters", "Nearest neighbours", "t-SNE", "Max patches", "Occlusion", "Saliency",
+                     "Guided backprop & Grad-CAM", "Class visualisation", "Fooling images", "Feature inversion",
+                     "DeepDream", "Texture synthesis", "Style transfer (Gatys)", "Fast style"]:
+        assert expected in tabs
+    assert config["analytics_enabled"] is False
+
+
+def test_filters(client):
+    first, grid = client.predict("efficientnet_lite0", "block3", api_name="/filters")
+    first, grid = _img(first), _img(grid)
+    assert first.std() > 10 and grid.std() > 10
+
+
+def test_neighbours_tsne_and_patches_on_the_sample_gallery(client, cat):
+    by_feature, by_pixel = client.predict("efficientnet_lite0", handle_file(str(zoo.SAMPLE_PHOTO)), None, 3,
+                                          api_name="/neighbours")
+    assert len(by_feature) == 3 and len(by_pixel) == 3
+    # The query is the first sample image: it is its own nearest neighbour both ways.
+    assert by_feature[0]["caption"].startswith(zoo.SAMPLE_PHOTO.stem + " (")
+    tsne_map = _img(client.predict("efficientnet_lite0", None, api_name="/tsne"))
+    assert tsne_map.shape[0] > 200 and (tsne_map < 250).any()
+    patches, info = client.predict("efficientnet_lite0", None, "block4", 3, 4, api_name="/patches")
+    assert len(patches) == 4 and "receptive field" in info
+
+
+def test_attribution_tabs(client, cat):
+    heat, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "", 56, 56, api_name="/occlusion")
+    assert max(_img(heat).shape[:2]) == 224
+    assert "cat" in text
+    over, sal, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "", 0, api_name="/saliency")
+    assert _img(sal).std() > 5 and "cat" in text
+    g, plain, cam, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "285: Egyptian cat",
+                                         None, None, api_name="/guided")
+    assert not np.array_equal(_img(g), _img(plain)) and "Egyptian cat" in text
+
+
+def test_optimisation_tabs(client, cat):
+    img, text = client.predict("efficientnet_lite0", "130: flamingo", "pixel", 10, 64, 0,
+                               api_name="/class_visualization")
+    assert _img(img).shape[:2] == (64, 64) and "flamingo" in text
+    orig, fooled, diff, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "949: strawberry", 10,
+                                              api_name="/fooling")
+    assert _img(orig).shape == _img(fooled).shape and "before" in text
+    recon = client.predict("efficientnet_lite0", handle_file(str(cat)), ["block1", "block7"], 20,
+                           api_name="/inversion")
+    assert [r["caption"] for r in recon] == ["original", "block1", "block7"]
+
+
+def test_synthesis_tabs(client, cat):
+    dream = _img(client.predict("efficientnet_lite0", handle_file(str(cat)), "block4", 2, 1.4, 2, 128,
+                                api_name="/deepdream"))
+    assert max(dream.shape[:2]) == 128
+    style = str(zoo.ZOO_DIR / "starry_night.jpg")
+    tex, text = client.predict("efficientnet_lite0", handle_file(style), [], 64, 10, api_name="/texture")
+    assert _img(tex).std() > 5 and "->" in text
+    out, text = client.predict("efficientnet_lite0", handle_file(str(cat)), [handle_file(style)], "", 128,
+                               None, None, None, False, 1, "adam", 10, api_name="/gatys")
+    assert max(_img(out).shape[:2]) == 128 and "style" in text
+
+
+def test_fast_style(client, cat):
+    out = _img(client.predict(handle_file(str(cat)), zoo.manifest()["models"][0]["name"], "", api_name="/fast_style"))
+    src = cv2.imread(str(cat))
+    assert out.shape == src.shape  # under the 512 px cap: the upload's own size
+    assert np.abs(cv2.resize(src, out.shape[1::-1]).astype(int) - out).mean() > 10
+
+
+def test_bad_uploads_give_one_clear_message(client, server, tmp_path):
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is not an image")
+    with pytest.raises(AppError, match=r"holiday.jpg.*not a readable image"):
+        client.predict("efficientnet_lite0", handle_file(str(fake)), "", 0, api_name="/saliency")
+    with pytest.raises(AppError, match=r"holiday.jpg.*not a readable image"):
+        client.predict("efficientnet_lite0", [handle_file(str(fake))], "block4", 0, 4, api_name="/patches")
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8))
+    assert big.stat().st_size > MAX_UPLOAD_MB * 1e6
+    with pytest.raises(Exception, match=r"(?i)size|large"):
+        client.predict("efficientnet_lite0", handle_file(str(big)), "", 0, api_name="/saliency")
+    with pytest.raises(AppError, match=r"Upload an image first"):
+        client.predict("efficientnet_lite0", None, "", 0, api_name="/saliency")
+    with pytest.raises(AppError, match=r"vgg16 weights are not in the torch hub cache"):
+        client.predict("vgg16", "conv2_1", api_name="/filters")
+    # The server lives on after every one of them.
+    assert server["proc"].poll() is None
+
+
+# The page in a real browser ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(driver), options=opts)
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()
+
+
+def _wait(drv, condition, seconds: float = 90):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(drv, seconds, poll_frequency=0.25).until(condition)
+
+
+def _open_tab(drv, *labels: str) -> None:
+    """Click through the tab path, e.g. ("Attribution", "Saliency")."""
+    from selenium.webdriver.common.by import By
+
+    for label in labels:
+        tab = _wait(drv, lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                         if b.text.strip() == label and b.is_displayed()), None))
+        tab.click()
+
+
+def _image_src(drv, elem_id: str) -> str | None:
+    from selenium.webdriver.common.by import By
+
+    imgs = drv.find_elements(By.CSS_SELECTOR, f"#{elem_id} img")
+    return next((i.get_attribute("src") for i in imgs if i.get_attribute("src")), None)
+
+
+def test_page_runs_a_method_in_the_browser(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server["url"])
+    _open_tab(browser, "Filters & features", "Filters")
+    browser.find_element(By.ID, "filters-run").click()
+    assert _wait(browser, lambda d: _image_src(d, "filters-first"))
+
+
+def test_page_shows_a_clear_message_for_a_file_that_is_not_an_image(browser, server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not an image at all")
+    browser.get(server["url"])
+    _open_tab(browser, "Attribution", "Saliency")
+    field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#saliency-input input[type=file]"))
+    field.send_keys(str(fake))
+    time.sleep(1)
+    browser.find_element(By.ID, "saliency-run").click()
+    _wait(browser, lambda d: "notes.jpg: not a readable image" in d.find_element(By.TAG_NAME, "body").text, 60)
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_webcam_tab_streams_stylised_frames(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server["url"])
+    _open_tab(browser, "Fast style")
+
+    def click(text: str):
+        def find(d):
+            for el in d.find_elements(By.CSS_SELECTOR, "#webcam button, #webcam [role=button]"):
+                label = f"{el.text} {el.get_attribute('aria-label') or ''} {el.get_attribute('title') or ''}"
+                if text.lower() in label.lower() and el.is_displayed():
+                    return el
+            return None
+        _wait(browser, find, 30).click()
+
+    click("access webcam")
+    time.sleep(2)
+    click("record")
+    src = _wait(browser, lambda d: _image_src(d, "live-output"), 90)
+    # The frame the page shows is a real stylised image served by the panel.
+    import urllib.request
+
+    data = np.frombuffer(urllib.request.urlopen(src, timeout=30).read(), np.uint8)
+    frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    assert frame is not None and min(frame.shape[:2]) >= 100 and frame.std() > 5
+
+
+# Last: stopping the server -----------------------------------------------------------------
+
+def test_uploads_stay_in_the_private_folder_and_go_at_exit(server, client, cat):
+    upload_dir = server["upload_dir"]
+    assert upload_dir is not None, server["log"].read_text()
+    assert upload_dir.is_relative_to(server["tmp"])
+    client.predict("efficientnet_lite0", handle_file(str(cat)), "", 0, api_name="/saliency")
+    assert any(p.name == "chelsea.png" for p in upload_dir.rglob("*"))
+
+
+def test_stopping_the_server_removes_its_temporary_folder(server):
+    upload_dir = server["upload_dir"]
+    assert upload_dir is not None and upload_dir.exists()
+    server["proc"].send_signal(signal.SIGTERM)
+    assert server["proc"].wait(30) == 0
+    assert not upload_dir.exists()

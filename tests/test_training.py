@@ -128,3 +128,36 @@ def test_cli_choices_match_the_registries():
     from training.__main__ import ARCH_CHOICES, LOSS_NETS
 
     assert set(ARCH_CHOICES) == set(ARCHS) and set(LOSS_NETS) == set(BACKBONES)
+
+
+def test_two_processes_with_gloo_keep_identical_weights_and_only_rank0_writes(photos_dir, style_images, tmp_path):
+    import os
+    import socket
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out, weights = tmp_path / "run", tmp_path / "weights"
+    weights.mkdir()
+    worker = Path(__file__).parent / "helpers" / "ddp_worker.py"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                        f"--master_port={port}", str(worker), str(photos_dir), str(style_images[0]), str(out),
+                        str(weights)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rank0, rank1 = (torch.load(weights / f"rank{i}.pt", weights_only=True) for i in (0, 1))
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["step"] == 4 and ckpt["config"]["world_size"] == 2
+    untrained = StyleNet("lite").state_dict()
+    changed = False
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k
+        assert torch.equal(rank0[k], ckpt["model"][k]), k
+        changed |= rank0[k].shape == untrained[k].shape and not torch.equal(rank0[k], untrained[k])
+    assert changed
+    # Rank 0 alone wrote: one checkpoint, one set of samples, nothing else in the run folder.
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "samples"]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    rank1_out = tmp_path / "run_rank1"
+    assert not rank1_out.exists() or not any(rank1_out.rglob("*"))

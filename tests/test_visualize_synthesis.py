@@ -1,0 +1,255 @@
+"""Texture synthesis, Gatys style transfer and DeepDream on the offline EfficientNet-Lite0.
+
+Small images and few steps (CPU): each test checks a behaviour that a broken method fails.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from models.backbones import load_backbone
+from models.images import read_rgb, rgb_to_tensor
+from visualize.deepdream import deepdream, dream_steps
+from visualize.synthesis import (OPTIMISATION_LOSSES, StyleTransfer, Synthesis, rgb_to_yiq, style_transfer,
+                                 texture_synthesis, yiq_to_rgb)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_backbone("efficientnet_lite0")
+
+
+def _photo(name: str, w: int, h: int) -> torch.Tensor:
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return rgb_to_tensor(cv2.resize(img[..., :3], (w, h), interpolation=cv2.INTER_AREA))
+
+
+@pytest.fixture(scope="module")
+def content() -> torch.Tensor:
+    return _photo("astronaut", 80, 64)
+
+
+def _read(path, side: int) -> torch.Tensor:
+    return rgb_to_tensor(cv2.resize(read_rgb(path), (side, side), interpolation=cv2.INTER_AREA))
+
+
+@pytest.fixture(scope="module")
+def stripes(style_images) -> torch.Tensor:
+    return _read(style_images[0], 96)
+
+
+@pytest.fixture(scope="module")
+def blobs(style_images) -> torch.Tensor:
+    return _read(style_images[1], 72)
+
+
+class Recorder:
+    def __init__(self):
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+
+    def check(self, total: int) -> None:
+        assert self.calls, "progress was never called"
+        done = [d for d, _ in self.calls]
+        assert all(t == total for _, t in self.calls)
+        assert all(a < b for a, b in zip(done, done[1:])), done  # strictly increasing
+        assert done[0] > 0 and done[-1] == total
+
+
+# ----------------------------------------------------------------------------- texture synthesis
+
+def test_texture_synthesis_lowers_gram_loss_by_orders_of_magnitude(model):
+    texture = _photo("gravel", 64, 64)
+    progress = Recorder()
+    r = texture_synthesis(model, texture, steps=200, progress=progress)  # the five default style layers
+    assert isinstance(r, Synthesis)
+    assert r.image.shape == (1, 3, 64, 64) and 0 <= r.image.min() and r.image.max() <= 1
+    assert r.final_loss < r.initial_loss / 100, (r.initial_loss, r.final_loss)  # measured: 190x
+    assert len(r.losses) >= 200 and r.losses[-1] < r.losses[0] / 100
+    progress.check(200)
+    # Same seed, same image; another seed, another image.
+    again = texture_synthesis(model, texture, layers=["stem", "block0"], steps=3)
+    assert torch.equal(again.image, texture_synthesis(model, texture, layers=["stem", "block0"], steps=3).image)
+    other = texture_synthesis(model, texture, layers=["stem", "block0"], steps=3, seed=1)
+    assert not torch.allclose(again.image, other.image, atol=1e-3)
+
+
+def test_texture_synthesis_shallow_and_deep_layers_differ(model, blobs):
+    shallow = texture_synthesis(model, blobs, size=(48, 64), layers=["stem", "block0"], steps=25)
+    deep = texture_synthesis(model, blobs, size=(48, 64), layers=["block4", "block7"], steps=25)
+    default = texture_synthesis(model, blobs, size=(48, 64), steps=25, optimizer="adam")
+    for r in (shallow, deep, default):
+        assert r.image.shape == (1, 3, 48, 64)
+        assert r.final_loss < r.initial_loss / 2, (r.initial_loss, r.final_loss)
+    assert (shallow.image - deep.image).abs().mean() > 0.03
+
+
+def test_texture_synthesis_bad_arguments(model, blobs):
+    with pytest.raises(ValueError, match="no layer"):
+        texture_synthesis(model, blobs, layers=["conv9_9"], steps=1)
+    with pytest.raises(ValueError, match="optimizer"):
+        texture_synthesis(model, blobs, optimizer="sgd", steps=1)
+    with pytest.raises(ValueError, match="at least one"):
+        texture_synthesis(model, blobs, layers=[], steps=1)
+    with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
+        texture_synthesis(model, blobs[0], steps=1)
+
+
+# ----------------------------------------------------------------------------- style transfer
+
+def _chroma(x: torch.Tensor) -> torch.Tensor:
+    return rgb_to_yiq(x)[:, 1:]
+
+
+def _low_pass_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Correlation of the two images' luminance at 1/8 resolution: is the layout the same?"""
+    la, lb = (torch.nn.functional.avg_pool2d(rgb_to_yiq(x)[:, :1], 8).flatten() for x in (a, b))
+    return torch.corrcoef(torch.stack([la, lb]))[0, 1].item()
+
+
+def test_style_transfer_lowers_style_loss_and_keeps_content(model, content, blobs):
+    progress = Recorder()
+    r = style_transfer(model, content, [blobs], steps=40, progress=progress)
+    assert isinstance(r, StyleTransfer)
+    assert r.image.shape == content.shape and 0 <= r.image.min() and r.image.max() <= 1
+    progress.check(40)
+    # From the content image: content loss starts at 0, style loss is what there is to gain.
+    assert r.initial.content == pytest.approx(0, abs=1e-6)
+    assert r.final.style < r.initial.style / 5, (r.initial, r.final)
+    assert r.final.total < r.initial.total / 5
+    assert r.final.total == pytest.approx(r.final.content + r.final.style + r.final.tv, rel=1e-4)
+    assert len(r.history) == len(r.losses) >= 40
+    # The result moved away from the content image...
+    assert (r.image - content).abs().mean() > 0.05
+    # ...yet its content features stay well closer to the content's than a noise start's do,
+    assert r.final.content < 0.8 * style_transfer(model, content, [blobs], steps=0, init="noise").initial.content
+    # and its layout is the content's, not the style's.
+    assert _low_pass_correlation(r.image, content) > 0.9
+    assert _low_pass_correlation(torch.nn.functional.interpolate(blobs, size=content.shape[-2:]), content) < 0.6
+
+
+def test_style_transfer_preserve_color_keeps_content_chroma(model, content, stripes):
+    plain = style_transfer(model, content, [stripes], steps=30)
+    kept = style_transfer(model, content, [stripes], steps=30, preserve_color=True)
+    assert kept.image.shape == content.shape
+    assert kept.final.style < kept.initial.style / 3
+    err_kept = (_chroma(kept.image) - _chroma(content)).abs().mean().item()
+    err_plain = (_chroma(plain.image) - _chroma(content)).abs().mean().item()
+    assert err_kept < 0.01, err_kept  # only clipping to [0, 1] changes the chroma
+    assert err_plain > 3 * err_kept, (err_plain, err_kept)
+    # The luminance did change.
+    assert (rgb_to_yiq(kept.image)[:, 0] - rgb_to_yiq(content)[:, 0]).abs().mean() > 0.03
+
+
+def test_yiq_round_trip():
+    x = torch.rand(2, 3, 5, 7)
+    assert torch.allclose(yiq_to_rgb(rgb_to_yiq(x)), x, atol=1e-5)
+    grey = torch.full((1, 3, 2, 2), 0.4)
+    assert torch.allclose(rgb_to_yiq(grey)[:, 1:], torch.zeros(1, 2, 2, 2), atol=1e-6)
+
+
+def test_style_blend_of_two_styles(model, content, stripes, blobs):
+    both = style_transfer(model, content, [stripes, blobs], style_blend=[0.5, 0.5], steps=30)
+    assert both.image.shape == content.shape
+    assert both.final.style < both.initial.style / 3
+    # The targets are the weighted mean of the styles' Grams: a zero weight drops a style exactly.
+    only = style_transfer(model, content, [stripes], steps=3)
+    dropped = style_transfer(model, content, [stripes, blobs], style_blend=[2.0, 0.0], steps=3)
+    assert torch.allclose(only.image, dropped.image, atol=1e-5)
+    assert not torch.allclose(only.image, both.image, atol=1e-2)
+
+
+def test_style_transfer_coarse_to_fine_and_options(model, stripes):
+    content = _photo("chelsea", 99, 75)  # odd sizes: the scales must round back to them
+    progress = Recorder()
+    r = style_transfer(model, content, [stripes], steps=20, scales=2, progress=progress)
+    assert r.image.shape == (1, 3, 75, 99)
+    progress.check(20)
+    assert r.final.style < r.initial.style / 2
+    adam = style_transfer(model, content, [stripes], steps=8, optimizer="adam", init="style",
+                          style_layers=["stem", "block2"], content_layers={"block2": 1.0, "block4": 0.5}, tv_weight=0)
+    assert adam.image.shape == content.shape and adam.final.tv == 0
+    assert adam.final.total < adam.initial.total
+    noise = style_transfer(model, content, [stripes], steps=6, init="noise", preserve_color=True, scales=2)
+    assert noise.image.shape == content.shape and noise.final.total < noise.initial.total
+    assert (_chroma(noise.image) - _chroma(content)).abs().mean() < 0.01
+
+
+def test_style_transfer_bad_arguments(model, content, stripes):
+    with pytest.raises(ValueError, match="empty"):
+        style_transfer(model, content, [], steps=1)
+    with pytest.raises(ValueError, match="2 styles"):
+        style_transfer(model, content, [stripes, stripes], style_blend=[1.0], steps=1)
+    with pytest.raises(ValueError, match="style_blend"):
+        style_transfer(model, content, [stripes], style_blend=[-1.0], steps=1)
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        with pytest.raises(ValueError, match=name):
+            style_transfer(model, content, [stripes], steps=1, **{name: -1.0})
+    with pytest.raises(ValueError, match="optimizer"):
+        style_transfer(model, content, [stripes], optimizer="sgd", steps=1)
+    with pytest.raises(ValueError, match="no layer"):
+        style_transfer(model, content, [stripes], style_layers=["relu1_1"], steps=1)
+    with pytest.raises(ValueError, match="no layer"):
+        style_transfer(model, content, [stripes], content_layers=["block99"], steps=1)
+    with pytest.raises(ValueError, match="init"):
+        style_transfer(model, content, [stripes], init="zeros", steps=1)
+
+
+def test_default_settings_name_real_layers(model):
+    cfg = OPTIMISATION_LOSSES["efficientnet_lite0"]
+    assert cfg.style_layers == ("stem", "block0", "block2", "block4", "block7")
+    assert cfg.content_layers == ("block4",)
+    assert (cfg.style_weight, cfg.content_weight, cfg.tv_weight) == (1e3, 1.0, 20.0)
+    with pytest.raises(Exception):
+        cfg.style_weight = 1.0  # frozen: a shared default cannot be changed by accident
+    model.check_layers([*cfg.style_layers, *cfg.content_layers])
+    vgg_layers = {f"relu{b}_{i}" for b in range(1, 6) for i in range(1, 5)}
+    for name in ("vgg16", "vgg19"):
+        assert set(OPTIMISATION_LOSSES[name].style_layers) <= vgg_layers
+        assert set(OPTIMISATION_LOSSES[name].content_layers) <= vgg_layers
+
+
+# ----------------------------------------------------------------------------- DeepDream
+
+def test_deepdream_odd_size_changes_image_and_reports_progress(model):
+    image = _photo("coffee", 131, 97)
+    progress = Recorder()
+    out = deepdream(model, image, "block4", octaves=3, steps=2, progress=progress)
+    assert out.shape == image.shape
+    assert 0 <= out.min() and out.max() <= 1
+    assert (out - image).abs().mean() > 0.01
+    progress.check(6)
+    assert [d for d, _ in progress.calls] == list(range(1, 7))
+    # Deterministic given the seed; another seed jitters differently.
+    assert torch.equal(out, deepdream(model, image, "block4", octaves=3, steps=2))
+    assert not torch.equal(out, deepdream(model, image, "block4", octaves=3, steps=2, seed=1))
+
+
+def test_deepdream_raises_the_layer_activation(model):
+    image = _photo("chelsea", 64, 48)
+    out = deepdream(model, image, "block4", octaves=2, steps=6)
+
+    def energy(x):
+        with torch.no_grad():
+            return model.features(x, ["block4"])["block4"].pow(2).mean().item()
+
+    assert energy(out) > 1.25 * energy(image)
+    # dream_steps, used by the live runner, still works on its own.
+    steps = dream_steps(model, image, "block7", steps=1, generator=torch.Generator().manual_seed(0))
+    assert steps.shape == image.shape and not torch.equal(steps, image)
+
+
+def test_deepdream_bad_arguments(model):
+    image = _photo("coffee", 40, 32)
+    with pytest.raises(ValueError, match="no layer"):
+        deepdream(model, image, "relu4_2", steps=1)
+    with pytest.raises(ValueError, match="octaves"):
+        deepdream(model, image, "block4", octaves=0)

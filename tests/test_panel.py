@@ -148,6 +148,23 @@ def test_neighbours_tsne_and_patches_on_the_sample_gallery(client, cat):
     assert len(patches) == 4 and "receptive field" in info
 
 
+def test_a_video_as_gallery(client, tmp_path):
+    """Frames of a video file are gallery images: t-SNE lays out the sampled frames."""
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 72))
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        frame = np.full((72, 96, 3), 40 + 15 * i, np.uint8)
+        cv2.circle(frame, (10 + 6 * i, 36), 12, tuple(int(v) for v in rng.integers(0, 255, 3)), -1)
+        writer.write(frame)
+    writer.release()
+    tsne_map = _img(client.predict("efficientnet_lite0", [handle_file(str(video))], api_name="/tsne"))
+    assert (tsne_map < 250).any()
+    by_feature, _ = client.predict("efficientnet_lite0", handle_file(str(zoo.SAMPLE_PHOTO)),
+                                   [handle_file(str(video))], 3, api_name="/neighbours")
+    assert all(item["caption"].startswith("clip.mp4 frame") for item in by_feature)
+
+
 def test_attribution_tabs(client, cat):
     heat, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "", 56, 56, api_name="/occlusion")
     assert max(_img(heat).shape[:2]) == 224

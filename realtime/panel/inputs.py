@@ -22,7 +22,7 @@ import torch
 from models import zoo
 from models.backbones import Backbone, load_backbone
 from models.errors import InputFileError, UserError, first_line
-from models.images import IMAGE_SUFFIXES, center_square, read_rgb, resize_max_side
+from models.images import IMAGE_SUFFIXES, center_square, read_rgb, resize_max_side, rgb_to_tensor
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 # Frames taken from one video given as a gallery.
@@ -41,19 +41,20 @@ class Limits:
 LIMITS = Limits()
 
 
-class UploadImage(gr.Image):
-    """``gr.Image`` whose upload errors are one clear line in the page.
+def upload_image(label: str, **kwargs) -> gr.Image:
+    """An image input that hands the handler the uploaded file's path, checked by ``load_image``.
 
     Gradio opens uploads with PIL before the event runs; a text file named .jpg or a
-    decompression bomb would otherwise surface as a bare exception.
+    decompression bomb would otherwise surface as a bare exception. The component's own
+    ``preprocess`` is wrapped so those become one clear line in the page. (A subclass would
+    do the same, but Gradio writes a .pyi stub beside the module of every Component subclass.)
     """
+    image = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], **kwargs)
+    preprocess = image.preprocess
 
-    is_template = True  # rendered by the frontend as a plain Image
-    # No __init__ of its own: Gradio builds the page config from the signature of __init__.
-
-    def preprocess(self, payload):
+    def checked_preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except gr.Error:
             raise
         except Exception as e:  # PIL's UnidentifiedImageError, DecompressionBombError, OSError...
@@ -61,10 +62,8 @@ class UploadImage(gr.Image):
             detail = first_line(e).replace(f"'{getattr(payload, 'path', '')}'", "").strip()
             raise gr.Error(f"{name}: not a readable image ({type(e).__name__}: {detail})") from None
 
-
-def upload_image(label: str, **kwargs) -> UploadImage:
-    """An image input that hands the handler the uploaded file's path, checked by ``load_image``."""
-    return UploadImage(label=label, type="filepath", sources=["upload", "clipboard"], **kwargs)
+    image.preprocess = checked_preprocess
+    return image
 
 
 @contextmanager
@@ -129,8 +128,12 @@ def _video_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
+@functools.lru_cache(maxsize=1)
 def sample_gallery() -> list[tuple[np.ndarray, str]]:
-    """The bundled images and four corner crops of each: a gallery when the user gives none."""
+    """The bundled images and four corner crops of each: a gallery when the user gives none.
+
+    Read once per process (the bundled files do not change); callers must not modify the arrays.
+    """
     out = []
     paths = [zoo.SAMPLE_PHOTO, *sorted(p for p in zoo.ZOO_DIR.glob("*.jpg") if p != zoo.SAMPLE_PHOTO)]
     for p in paths:
@@ -205,6 +208,5 @@ def parse_class(choice: str | int | None, model: Backbone) -> int | None:
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    from models.images import rgb_to_tensor
-
+    """RGB uint8 -> (1, 3, H, W) float on the panel's device."""
     return rgb_to_tensor(rgb).to(device())

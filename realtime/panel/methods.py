@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from models.images import center_square, colorize, overlay_heat, resize_max_side, tensor_to_rgb
-from realtime.panel.inputs import backbone, errors_to_page, load_gallery, load_image, parse_class, to_tensor
+from realtime.panel.inputs import backbone, device, errors_to_page, load_gallery, load_image, parse_class, to_tensor
 from realtime.panel.styles import parse_style_blend, style_model
 
 # Layers each method starts with, per backbone: where the method shows something worth seeing.
@@ -37,8 +37,8 @@ def _reporter(progress: gr.Progress | None, desc: str) -> Callable[[int, int], N
     return lambda done, total: progress((done, total), desc=desc)
 
 
-def _label(model, logits_or_class, prob: float | None = None) -> str:
-    index = int(logits_or_class)
+def _label(model, index: int, prob: float | None = None) -> str:
+    index = int(index)
     name = model.categories[index]
     return f"{name} ({index})" + (f", p = {prob:.3f}" if prob is not None else "")
 
@@ -82,8 +82,9 @@ def neighbours(backbone_name: str, query, gallery_files: Sequence | None, k: int
     batch, squares, captions = load_gallery(gallery_files, size=160)
     q = load_image(query, "a query image")
     qt = to_tensor(center_square(q, 160))
-    feats = embed(model, batch.to(qt.device), progress=_reporter(progress, "features"))
-    nb = nearest_neighbours(model, qt, batch.to(qt.device), k=int(k), gallery_features=feats)
+    gallery = batch.to(qt.device)
+    feats = embed(model, gallery, progress=_reporter(progress, "features"))
+    nb = nearest_neighbours(model, qt, gallery, k=int(k), gallery_features=feats)
     by_feature = [(squares[i], f"{captions[i]} (d = {d:.3f})")
                   for i, d in zip(nb.feature_index, nb.feature_distance.tolist())]
     by_pixel = [(squares[i], f"{captions[i]} (d = {d:.1f})")
@@ -100,7 +101,7 @@ def tsne(backbone_name: str, gallery_files: Sequence | None, progress: gr.Progre
     batch, _, _ = load_gallery(gallery_files, size=160)
     if len(batch) < 3:
         raise gr.Error("t-SNE needs at least 3 images")
-    feats = embed(model, batch.to(next(model.parameters()).device), progress=_reporter(progress, "features"))
+    feats = embed(model, batch.to(device()), progress=_reporter(progress, "features"))
     canvas, _ = tsne_map(feats.cpu(), batch)
     return _chw_to_rgb(canvas)
 
@@ -113,16 +114,12 @@ def patches(backbone_name: str, gallery_files: Sequence | None, layer: str, chan
 
     model = backbone(backbone_name)
     batch, _, captions = load_gallery(gallery_files, size=224)
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        channels = model.features(batch[:1].to(dev), [layer])[layer].shape[1]
-    if not 0 <= int(channel) < channels:
-        raise gr.Error(f"{layer} has channels 0..{channels - 1}; got {int(channel)}")
-    res = max_activating_patches(model, batch.to(dev), layer, int(channel), k=int(k),
+    # An unknown layer or a channel out of range is a ValueError there: one line in the page.
+    res = max_activating_patches(model, batch.to(device()), layer, int(channel), k=int(k),
                                  progress=_reporter(progress, "activations"))
     items = [(_chw_to_rgb(img), f"{a:.2f} · {captions[src[0]]}")
              for img, a, src in zip(res.images, res.activations.tolist(), res.sources)]
-    return items, f"{layer} channel {int(channel)} of {channels}: receptive field {res.receptive_field} px"
+    return items, f"{layer} channel {int(channel)}: receptive field {res.receptive_field} px"
 
 
 # 5-7. Attribution ---------------------------------------------------------------------------

@@ -107,5 +107,4 @@ class PerceptualLoss(nn.Module):
         return {"total": total, "content": c, "style": s, "tv": t}
 
 
-__all__ = ["gram", "content_loss", "style_loss", "tv_loss", "LossConfig", "TRAINING_LOSSES",
-           "default_loss_config", "PerceptualLoss"]
+__all__ = ["LossConfig", "TRAINING_LOSSES", "default_loss_config", "PerceptualLoss"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from models.backbones import Backbone
+from visualize.transforms import resize
 
 # Octaves stop shrinking at this side length: below it the deep layers see only a few pixels.
 _MIN_OCTAVE_SIDE = 32
@@ -54,12 +54,6 @@ def _octave_sizes(h: int, w: int, octaves: int, scale: float) -> list[tuple[int,
     return sizes[::-1]
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
 def deepdream(model: Backbone, image: torch.Tensor, layer: str, octaves: int = 4, octave_scale: float = 1.4,
               steps: int = 10, lr: float = 0.015, jitter: int = 32, seed: int = 0,
               progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
@@ -89,8 +83,8 @@ def deepdream(model: Backbone, image: torch.Tensor, layer: str, octaves: int = 4
     detail = None
     x = image
     for size in _octave_sizes(h, w, octaves, octave_scale):
-        base = _resize(image, size)
-        x = base if detail is None else (base + _resize(detail, size)).clamp(0, 1)
+        base = resize(image, size)
+        x = base if detail is None else (base + resize(detail, size)).clamp(0, 1)
         for _ in range(steps):
             x = _dream_step(model, x, layer, lr, jitter, generator)
             done += 1

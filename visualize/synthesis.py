@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from models.backbones import Backbone
 from visualize.losses import content_loss, gram, style_loss, tv_loss
+from visualize.transforms import resize
 
 Progress = Callable[[int, int], None] | None
 LayerSpec = Sequence[str] | Mapping[str, float] | None
@@ -152,12 +152,6 @@ def _check_weight(name: str, value: float) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def _scaled_size(h: int, w: int, factor: float) -> tuple[int, int]:
@@ -441,7 +435,7 @@ def style_transfer(model: Backbone, content: torch.Tensor, styles: Sequence[torc
     if init == "content":
         x = seen_content
     elif init == "style":
-        x = _resize(seen_styles[0], (h, w))
+        x = resize(seen_styles[0], (h, w))
     else:
         x = (0.5 + (torch.rand((1, 3, h, w), generator=gen) - 0.5) * _NOISE).to(content.device)
     if preserve_color:
@@ -481,9 +475,9 @@ def style_transfer(model: Backbone, content: torch.Tensor, styles: Sequence[torc
         if factor == 1:
             loss_fn = full_loss
         else:
-            s_sized = [_resize(s, _scaled_size(*s.shape[-2:], factor)) for s in seen_styles]
-            loss_fn = make_loss(_resize(seen_content, size), s_sized)
-        x = _optimise(_resize(x, size), lambda v, f=loss_fn: f(v, history), n, optimizer, lr, line_search, bar)
+            s_sized = [resize(s, _scaled_size(*s.shape[-2:], factor)) for s in seen_styles]
+            loss_fn = make_loss(resize(seen_content, size), s_sized)
+        x = _optimise(resize(x, size), lambda v, f=loss_fn: f(v, history), n, optimizer, lr, line_search, bar)
     bar.finish()
     with torch.no_grad():
         full_loss(x, ends)

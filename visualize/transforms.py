@@ -22,6 +22,16 @@ import torch.nn.functional as F
 Transform = Callable[..., torch.Tensor]
 
 
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of (B, C, H, W) to ``size`` (H, W); unchanged if it already fits.
+
+    Not random: the octaves of DeepDream and the scales of coarse-to-fine synthesis use it.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     """Uniform integer in [low, high]."""
     return int(torch.randint(low, high + 1, (1,), generator=generator))

@@ -9,6 +9,11 @@ This module needs no torch unless a torch conversion is called.
 from __future__ import annotations
 
 import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,27 +31,77 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_PIXELS = 8192 * 8192
 
 
+def _pixels_in_header(path: Path) -> int | None:
+    """Width x height from the file's header (PIL reads no pixel data); None if PIL cannot tell.
+
+    Checked before decoding so that a decompression bomb (a few hundred kB of PNG that
+    decodes to gigabytes) is refused in milliseconds instead of exhausting memory.
+    """
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                return im.size[0] * im.size[1]
+        except Image.DecompressionBombError as e:  # PIL's own, higher limit; its message holds the size
+            found = re.search(r"\((\d+) pixels\)", str(e))
+            return int(found.group(1)) if found else MAX_PIXELS + 1
+        except Exception:  # not identified by PIL: leave the verdict to OpenCV
+            return None
+
+
+_stderr_lock = threading.Lock()
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the C libraries' own stderr lines during a decode.
+
+    libpng prints ``libpng error: ...`` straight to file descriptor 2 for a corrupt
+    file, whatever OpenCV's log level; the caller reports the problem in one line.
+    """
+    with _stderr_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8 HWC, or raise InputFileError naming the file.
 
     Grey, RGBA, 16-bit and CMYK files are converted to 8-bit RGB (alpha dropped), and the
-    EXIF orientation of photos is applied.
+    EXIF orientation of photos is applied. Images over :data:`MAX_PIXELS` are refused
+    from their header, before any decoding.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "no such file")
     if path.stat().st_size == 0:
         raise InputFileError(path, "file is empty")
+    pixels = _pixels_in_header(path)
+    if pixels is not None and pixels > MAX_PIXELS:
+        raise InputFileError(path, f"image is too large ({pixels / 1e6:.0f} megapixels; the limit is "
+                                   f"{MAX_PIXELS / 1e6:.0f})")
     data = np.fromfile(path, dtype=np.uint8)
     # IMREAD_COLOR gives 8-bit BGR for every input and applies EXIF orientation.
-    # OpenCV itself refuses images over OPENCV_IO_MAX_IMAGE_PIXELS (2**30 by default).
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        with _quiet_native_stderr():
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as e:
         raise InputFileError(path, f"not a readable image ({first_line(e)})") from None
     if img is None:
         raise InputFileError(path, "not a readable image (corrupt, truncated or not an image)")
-    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:  # a format PIL could not size
         raise InputFileError(path, f"image is too large ({img.shape[1]}x{img.shape[0]} pixels)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 

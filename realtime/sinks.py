@@ -28,7 +28,11 @@ class Sink:
 
 
 class VideoFileSink(Sink):
-    """A video file; the codec follows the suffix (.mp4 -> mp4v, .avi -> MJPG, .webm -> VP8)."""
+    """A video file; the codec follows the suffix (.mp4 -> mp4v, .avi -> MJPG, .webm -> VP8).
+
+    The first frame fixes the video's size; later frames of another size (a folder of
+    photos) are resized to it, since a video writer silently drops frames that differ.
+    """
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
@@ -47,6 +51,9 @@ class VideoFileSink(Sink):
             self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
             if not self.writer.isOpened():
                 raise InputFileError(self.path, "cannot write a video here (codec or permissions)")
+            self.size = (w, h)
+        if frame.shape[1::-1] != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(frame)
         self.frames += 1
 

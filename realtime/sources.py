@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,10 @@ class CaptureSource(Source):
 
 
 class ImageFolderSource(Source):
-    """The images of a folder in name order, one frame each; unreadable files are skipped."""
+    """The images of a folder in name order, one frame each.
+
+    An unreadable file is skipped with a warning that names it and its problem.
+    """
 
     def __init__(self, folder: str | Path, fps: float = 10.0):
         self.name = str(folder)
@@ -97,8 +101,8 @@ class ImageFolderSource(Source):
             self._next += 1
             try:
                 return read_bgr(path)
-            except InputFileError:
-                continue
+            except InputFileError as e:
+                warnings.warn(f"skipping {e}", stacklevel=2)
         return None
 
 

@@ -227,6 +227,40 @@ def test_bad_uploads_give_one_clear_message(client, server, tmp_path):
     assert server["proc"].poll() is None
 
 
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    from tests.helpers.bad_files import IMAGE_CASES, VIDEO_CASES
+
+    folder = tmp_path_factory.mktemp("bad")
+    return {**{f"image:{k}": build(folder) for k, (build, _) in IMAGE_CASES.items()},
+            **{f"video:{k}": build(folder) for k, (build, _) in VIDEO_CASES.items()}}
+
+
+def test_every_image_case_of_the_table_as_an_upload(client, server, bad_files):
+    """Issue 6's table at the panel's door: a message naming the file, or a stylised image of its size."""
+    from tests.helpers.bad_files import IMAGE_CASES
+
+    style = zoo.manifest()["models"][0]["name"]
+    for case, (_, problem) in IMAGE_CASES.items():
+        path = bad_files[f"image:{case}"]
+        if problem:
+            with pytest.raises(AppError) as err:
+                client.predict(handle_file(str(path)), style, "", api_name="/fast_style")
+            message = str(err.value)
+            assert path.name in message and (problem in message or "not a readable image" in message), (case, message)
+            assert message.count("\n") == 0, message
+        else:
+            out = _img(client.predict(handle_file(str(path)), style, "", api_name="/fast_style"))
+            h, w = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+            assert out.shape[:2] == (h, w), case
+    # Bad videos in a gallery: named in one line; the server lives on.
+    for case in ("empty", "truncated", "text_as_mp4"):
+        path = bad_files[f"video:{case}"]
+        with pytest.raises(AppError, match=re.escape(path.name)):
+            client.predict("efficientnet_lite0", [handle_file(str(path))], api_name="/tsne")
+    assert server["proc"].poll() is None
+
+
 # The page in a real browser ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,8 @@ def upload_image(label: str, **kwargs) -> gr.Image:
             raise
         except Exception as e:  # PIL's UnidentifiedImageError, DecompressionBombError, OSError...
             name = getattr(payload, "orig_name", None) or "the upload"
+            if type(e).__name__ == "DecompressionBombError":
+                raise gr.Error(f"{name}: image is too large ({first_line(e).split(' exceeds')[0]})") from None
             detail = first_line(e).replace(f"'{getattr(payload, 'path', '')}'", "").strip()
             raise gr.Error(f"{name}: not a readable image ({type(e).__name__}: {detail})") from None
 

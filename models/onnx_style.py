@@ -60,11 +60,15 @@ def providers_for(device: str) -> list[str] | None:
 
 def _preload_cuda_libraries() -> None:
     """Load CUDA and cuDNN from the nvidia-* wheels (which torch brings) for the CUDA provider."""
+    import contextlib
+    import io
+
     import onnxruntime as ort
 
-    if hasattr(ort, "preload_dlls"):
-        try:
-            ort.preload_dlls()
+    if hasattr(ort, "preload_dlls") and _nvidia_driver_present():
+        try:  # it prints a line per library it misses; the session's fallback warning says it once
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                ort.preload_dlls()
         except Exception:
             pass
 
@@ -122,7 +126,8 @@ class OnnxStyleModel:
         self.styles: list[str] = styles if len(styles) == n else [f"style{i}" for i in range(n)]
         self.providers = self.session.get_providers()
         if providers and providers[0] not in self.providers:
-            warnings.warn(f"{providers[0]} is not usable here; running {self.path.name} on {self.providers[0]}")
+            warnings.warn(f"{providers[0]} is not usable here (no NVIDIA driver or CUDA libraries); "
+                          f"running {self.path.name} on {self.providers[0]}")
 
     @property
     def training(self) -> dict:

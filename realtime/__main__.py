@@ -1,6 +1,8 @@
 """``python -m realtime``: live stylised webcam (or video, folder, stream, demo clip).
 
-Problems with the user's input print one line and exit with code 2.
+Problems with the user's input print one line and exit with code 2. A camera or stream
+that goes away is retried (``--reconnect-timeout``); if it never comes back, the run
+ends with its summary and exit code 1.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-drop", action="store_true",
                     help="process every frame in order instead of only the newest (offline rendering of files)")
     ap.add_argument("--max-frames", type=min_int(1), metavar="N", help="stop after N output frames")
+    ap.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S",
+                    help="a camera or stream that stops giving frames is reopened, with growing pauses, "
+                         "for up to S seconds before the run ends (default: 60)")
     ap.add_argument("--no-hud", action="store_true", help="start without the heads-up display")
     ap.add_argument("--snapshot-at", type=int, nargs="+", default=[], metavar="N",
                     help="save output frame N as PNG (headless equivalent of the s key)")
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(source, sinks, effect=args.effect, options=options, drop=not args.no_drop,
                         stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
                         snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
-                        log=lambda m: print(m, file=sys.stderr))
+                        reconnect_timeout=args.reconnect_timeout, log=lambda m: print(m, file=sys.stderr))
         summary = runner.run()
     except UserError as e:
         if source is not None:
@@ -120,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     print(format_summary(summary))
+    if runner.lost:
+        print(f"error: {runner.lost}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from models.errors import InputFileError, UserError
 from realtime.effects import EFFECTS, Effect, EffectOptions, create_effect
 from realtime.sinks import Sink
-from realtime.sources import Frame, LatestFrameGrabber, Source
+from realtime.sources import Frame, LatestFrameGrabber, Source, SourceLost
 from realtime.stabilizer import FlowStabilizer
 
 # key -> (action, help)
@@ -53,18 +53,21 @@ class Stats:
         t = self.frame_times
         return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
-    def summary(self, frames_in: int, dropped: int) -> dict:
+    def summary(self, frames_in: int, dropped: int, reconnects: int = 0) -> dict:
         lat = np.array(self.latencies) * 1000 if self.latencies else np.zeros(1)
         wall = time.perf_counter() - self.started
         return {"frames_in": frames_in, "frames_out": self.frames_out, "dropped": dropped,
                 "latency_mean_ms": float(lat.mean()), "latency_p95_ms": float(np.percentile(lat, 95)),
-                "fps": self.frames_out / wall if wall > 0 else 0.0, "seconds": wall}
+                "fps": self.frames_out / wall if wall > 0 else 0.0, "seconds": wall, "reconnects": reconnects}
 
 
 def format_summary(s: dict) -> str:
-    return (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
+    text = (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
             f"latency mean {s['latency_mean_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; "
             f"{s['fps']:.1f} FPS over {s['seconds']:.1f} s")
+    if s.get("reconnects"):
+        text += f"; source reconnected {s['reconnects']} time{'s' if s['reconnects'] > 1 else ''}"
+    return text
 
 
 def draw_hud(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
@@ -92,7 +95,7 @@ class Runner:
                  options: EffectOptions | None = None, effects: Sequence[str] | None = None,
                  drop: bool = True, stabilize: bool = True, hud: bool = True, max_frames: int | None = None,
                  snapshot_dir: str | Path = ".", snapshot_at: Sequence[int] = (),
-                 log: Callable[[str], None] = print):
+                 reconnect_timeout: float = 60.0, log: Callable[[str], None] = print):
         self.source, self.sinks = source, list(sinks)
         self.options = options or EffectOptions()
         self.effect_names = list(effects or EFFECTS)
@@ -105,6 +108,8 @@ class Runner:
         self.stabilizer = FlowStabilizer() if stabilize else None
         self.snapshot_dir, self.snapshot_at = Path(snapshot_dir), set(snapshot_at)
         self.log = log
+        self.reconnect_timeout = reconnect_timeout
+        self.lost: str | None = None  # set when a live source was lost for good; the run then ends
         self.stats = Stats()
         self.running = True
         self._grabber: LatestFrameGrabber | None = None
@@ -179,13 +184,28 @@ class Runner:
             out = draw_hud(out, [self.effect.status(), f"{self.stats.fps:5.1f} FPS  latency {lag:4.0f} ms  dropped {dropped}"])
         return out
 
+    def _show_waiting(self, message: str) -> None:
+        """While a live source is away: the last picture, dimmed, with the message, on the live sinks.
+
+        Keeps a window responsive (its keys still work) and says what is going on.
+        """
+        base = self.last_output if self.last_output is not None else np.zeros((240, 320, 3), np.uint8)
+        frame = draw_hud((base * 0.5).astype(np.uint8), [message, "q: quit"])
+        for sink in self.sinks:
+            if sink.live:
+                key = sink.write(frame)
+                if key is not None:
+                    self.on_key(key)
+
     def _frames(self):
         if self.drop:
             while self.running:
-                frame = self._grabber.get(timeout=0.5)
+                frame = self._grabber.get(timeout=0.25)
                 if frame is None:
                     if self._grabber.ended:
                         return
+                    if self._grabber.lost:
+                        self._show_waiting(self._grabber.lost)
                     continue
                 yield frame
         else:
@@ -201,7 +221,8 @@ class Runner:
         """Run until the source ends, ``max_frames`` are out, or quit; returns the summary."""
         if self.snapshot_at:
             self._check_snapshot_dir()
-        self._grabber = LatestFrameGrabber(self.source) if self.drop else None
+        self._grabber = LatestFrameGrabber(self.source, reconnect_timeout=self.reconnect_timeout,
+                                           log=self.log) if self.drop else None
         self.stats = Stats()
         frames_in = 0
         try:
@@ -217,6 +238,8 @@ class Runner:
                 self.stats.record(frame.captured)
                 if self.max_frames and self.stats.frames_out >= self.max_frames:
                     break
+        except SourceLost as e:  # the run ends, with its summary; the caller reports the loss
+            self.lost = str(e)
         finally:
             if self._grabber:
                 self._grabber.close()
@@ -226,4 +249,5 @@ class Runner:
             for sink in self.sinks:
                 sink.close()
         dropped = self._grabber.dropped if self._grabber else 0
-        return self.stats.summary(frames_in, dropped)
+        reconnects = self._grabber.reconnects if self._grabber else 0
+        return self.stats.summary(frames_in, dropped, reconnects)

@@ -19,6 +19,8 @@ FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJP
 
 
 class Sink:
+    live = False  # shown to a person as it happens (a window, a virtual camera), not recorded
+
     def write(self, frame: np.ndarray) -> int | None:
         """Show or store a frame; a sink with a keyboard returns the key pressed, or None."""
         raise NotImplementedError
@@ -65,6 +67,8 @@ class VideoFileSink(Sink):
 class WindowSink(Sink):
     """An OpenCV window; ``write`` returns the key pressed (or None)."""
 
+    live = True
+
     def __init__(self, title: str = "stylelens"):
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise UserError("no display to open a window on: add --no-window (and --out FILE to record)")
@@ -95,6 +99,8 @@ class WindowSink(Sink):
 
 class VirtualCamSink(Sink):
     """A virtual camera for video calls (pip install pyvirtualcam, plus its OS driver)."""
+
+    live = True
 
     def __init__(self, fps: float):
         try:

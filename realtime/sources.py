@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,10 @@ class Source:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def reopen(self) -> bool:
+        """Try to reconnect a live source that stopped giving frames; True when it is back."""
+        return False
+
     def close(self) -> None:
         pass
 
@@ -50,12 +55,10 @@ class CaptureSource(Source):
     """A webcam index, a video file or a URL, through cv2.VideoCapture."""
 
     def __init__(self, spec: str | int, size: tuple[int, int] | None = None):
-        self.name = str(spec)
+        self.spec, self.size = spec, size
+        self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
         self.live = isinstance(spec, int) or "://" in str(spec)
-        self.cap = cv2.VideoCapture(spec)
-        if isinstance(spec, int) and size:
-            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        self.cap = self._open()
         if not self.cap.isOpened():
             self.cap.release()
             if isinstance(spec, int):
@@ -70,12 +73,28 @@ class CaptureSource(Source):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
 
+    def _open(self) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(self.spec)
+        if isinstance(self.spec, int) and self.size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+        return cap
+
     def read(self) -> np.ndarray | None:
         if self._first is not None:
             frame, self._first = self._first, None
             return frame
         ok, frame = self.cap.read()
         return to_bgr(frame) if ok else None  # some cameras (IR, Y8) give grey frames
+
+    def reopen(self) -> bool:
+        if not self.live:
+            return False
+        self.cap.release()
+        self.cap = self._open()
+        ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
+        self._first = to_bgr(first) if ok and first is not None else None
+        return self._first is not None
 
     def close(self) -> None:
         self.cap.release()
@@ -190,19 +209,35 @@ def open_source(spec: str, size: tuple[int, int] | None = None) -> Source:
     return CaptureSource(str(path))
 
 
+class SourceLost(UserError):
+    """A live source stopped giving frames and did not come back in time."""
+
+
 class LatestFrameGrabber:
     """Reads a source in a thread and keeps only the newest frame (latency first).
 
     Non-live sources (files, the demo) are paced at their frame rate, as a camera would
     deliver them. ``get()`` returns the newest frame not yet taken, waiting for one;
     None once the source has ended and its last frame was taken.
+
+    A live source (camera, stream) that stops giving frames is reopened with backoff
+    (0.5 s, doubling to 8 s between tries) for up to ``reconnect_timeout`` seconds;
+    meanwhile :attr:`lost` describes the outage for the display. After that, ``get()``
+    raises :class:`SourceLost`.
     """
 
-    def __init__(self, source: Source, pace: bool = True):
+    BACKOFF = (0.5, 8.0)  # first and longest wait between reconnection attempts, seconds
+
+    def __init__(self, source: Source, pace: bool = True, reconnect_timeout: float = 60.0,
+                 log: Callable[[str], None] | None = None):
         self.source = source
         self.pace = pace and not source.live
+        self.reconnect_timeout = reconnect_timeout
+        self.log = log or (lambda message: None)
         self.captured = 0
         self.dropped = 0
+        self.reconnects = 0
+        self.lost: str | None = None  # what the display shows while a live source is away
         self._latest: Frame | None = None
         self._ended = False
         self._error: BaseException | None = None
@@ -211,13 +246,55 @@ class LatestFrameGrabber:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 
+    def _read(self) -> np.ndarray | None:
+        """The next frame; for a live source, a failing read counts as the source going away."""
+        if not self.source.live:
+            return self.source.read()
+        try:
+            return self.source.read()
+        except Exception:
+            return None
+
+    def _reconnect(self) -> bool:
+        """Reopen a lost live source with backoff; False once ``reconnect_timeout`` has passed or on stop."""
+        name, started = self.source.name, time.perf_counter()
+        delay, attempt = self.BACKOFF[0], 0
+        self.log(f"{name}: no frames; reconnecting for up to {self.reconnect_timeout:g} s")
+        while not self._stop.is_set():
+            waited = time.perf_counter() - started
+            if waited >= self.reconnect_timeout:
+                return False
+            delay = min(delay, self.reconnect_timeout - waited)
+            self.lost = f"{name} lost: retry {attempt + 1} in {delay:.1f} s ({waited:.0f} s so far)"
+            if self._stop.wait(delay):
+                return False
+            attempt += 1
+            try:
+                back = self.source.reopen()
+            except Exception:
+                back = False
+            if back:
+                self.reconnects += 1
+                self.lost = None
+                self.log(f"{name}: back after {time.perf_counter() - started:.1f} s ({attempt} attempts)")
+                return True
+            delay = min(2 * delay, self.BACKOFF[1])
+        return False
+
     def _run(self) -> None:
         period = 1.0 / self.source.fps
         next_time = time.perf_counter()
         try:
             while not self._stop.is_set():
-                image = self.source.read()
+                image = self._read()
                 if image is None:
+                    if not self.source.live:
+                        break
+                    if self._reconnect():
+                        continue
+                    if not self._stop.is_set():
+                        raise SourceLost(f"{self.source.name}: no frames, and not back after "
+                                         f"{self.reconnect_timeout:g} s of retrying")
                     break
                 frame = Frame(image, self.captured, time.perf_counter())
                 with self._cond:

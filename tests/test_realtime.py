@@ -12,9 +12,9 @@ from models import zoo
 from models.images import bgr_to_nchw, nchw_to_bgr
 from models.onnx_style import OnnxStyleModel
 from realtime.effects import EFFECTS, Effect, register
-from realtime.runner import Runner
-from realtime.sinks import VideoFileSink
-from realtime.sources import DemoSource, Source
+from realtime.runner import Runner, format_summary
+from realtime.sinks import Sink
+from realtime.sources import DemoSource, LatestFrameGrabber, Source
 from realtime.stabilizer import FlowStabilizer, warping_error
 
 W, H, N = 160, 120, 12
@@ -103,9 +103,10 @@ class _Counter(Source):
         return f
 
 
-class _Collect:
-    def __init__(self):
+class _Collect(Sink):
+    def __init__(self, live: bool = False):
         self.frames = []
+        self.live = live
 
     def write(self, frame):
         self.frames.append(frame)
@@ -263,6 +264,58 @@ class _Broken(Source):
         return np.zeros((32, 32, 3), np.uint8)
 
 
+class _Unplugged(Source):
+    """A live camera that gives ``before`` frames, then none until ``fails`` reopen attempts have failed."""
+
+    live, fps, name = True, 100.0, "camera 9"
+
+    def __init__(self, before: int = 20, fails: int = 2):
+        self.before, self.fails = before, fails
+        self.i, self.attempts, self.present = 0, 0, True
+
+    def read(self):
+        if self.i == self.before and self.attempts == 0:
+            self.present = False  # unplugged, once
+        if not self.present:
+            return None
+        self.i += 1
+        time.sleep(0.01)
+        return np.full((24, 32, 3), 200, np.uint8)
+
+    def reopen(self):
+        self.attempts += 1
+        self.present = self.attempts > self.fails
+        return self.present
+
+
+def test_a_lost_camera_is_retried_with_backoff_while_the_window_stays_live(monkeypatch):
+    monkeypatch.setattr(LatestFrameGrabber, "BACKOFF", (0.1, 0.4))
+    source, window, log = _Unplugged(before=20, fails=2), _Collect(live=True), []
+    runner = Runner(source, [window], effect="none", hud=False, stabilize=False, max_frames=35, log=log.append)
+    t = time.perf_counter()
+    summary = runner.run()
+    assert summary["frames_out"] == 35 and summary["reconnects"] == 1 and runner.lost is None
+    assert source.attempts == 3 and time.perf_counter() - t > 0.1 + 0.2  # waited 0.1 s, then 0.2 s
+    assert any("camera 9: no frames; reconnecting" in m for m in log)
+    assert any("camera 9: back after" in m and "3 attempts" in m for m in log)
+    waiting = [f for f in window.frames if f.mean() < 150]  # the dimmed last picture with the message
+    assert waiting and len(window.frames) == 35 + len(waiting)
+    assert "reconnected 1 time" in format_summary(summary)
+
+
+def test_a_camera_that_never_comes_back_ends_the_run_with_its_summary(monkeypatch, capsys):
+    monkeypatch.setattr(LatestFrameGrabber, "BACKOFF", (0.1, 0.2))
+    import realtime.sources
+    from realtime.__main__ import main
+
+    monkeypatch.setattr(realtime.sources, "open_source", lambda spec, size=None: _Unplugged(before=5, fails=10**6))
+    code = main(["--source", "0", "--effect", "none", "--no-window", "--reconnect-timeout", "0.6"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "frames in 5, out" in out
+    assert err.splitlines()[0] == "camera 9: no frames; reconnecting for up to 0.6 s"
+    assert err.splitlines()[-1] == "error: camera 9: no frames, and not back after 0.6 s of retrying"
+
+
 def test_an_error_in_the_capture_thread_reaches_the_runner():
     with pytest.raises(RuntimeError, match="unplugged"):
         Runner(_Broken(), [], effect="none", hud=False).run()
@@ -273,3 +326,15 @@ def test_snapshot_into_a_file_is_a_clear_error(tmp_path):
     r = _run("--source", "demo", "--no-window", "--max-frames", 3, "--effect", "none", "--snapshot-at", 1,
              "--snapshot-dir", tmp_path / "f")
     assert r.returncode == 2 and "snapshot folder is a file" in r.stderr
+
+
+def test_cuda_asked_for_without_a_gpu_falls_back_to_the_cpu_with_one_warning():
+    from models.onnx_style import _nvidia_driver_present
+
+    if _nvidia_driver_present():
+        pytest.skip("this machine has an NVIDIA driver: CUDA is usable")
+    r = _run("--source", "demo", "--provider", "cuda", "--no-window", "--max-frames", 3, "--capture-size", "96x64")
+    assert r.returncode == 0 and "frames in" in r.stdout
+    assert r.stderr.splitlines() == [
+        f"warning: CUDAExecutionProvider is not usable here (no NVIDIA driver or CUDA libraries); running "
+        f"{zoo.model_path().name} on CPUExecutionProvider"], r.stderr

@@ -7,6 +7,7 @@ code: ``format``, ``step``, ``model`` (state dict), ``optimizer``, ``rng`` and
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -26,8 +27,16 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     A temporary file in the same folder is fsynced and renamed over the old one
     (:func:`models.files.atomic_path`): the previous checkpoint survives any failure.
     """
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    buffer = io.BytesIO()  # serialised first: torch.save to a file turns a full disk into a vague RuntimeError
+    torch.save({"format": FORMAT, **state}, buffer)
+    had_one = Path(path).is_file()
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+    except InputFileError as e:
+        if had_one:
+            raise InputFileError(path, f"{e.problem}; the previous checkpoint there is kept") from None
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -45,3 +45,22 @@ def test_main_job_stylises_the_bundled_photo(tmp_path):
     result, photo = read_rgb(out), read_rgb(zoo.SAMPLE_PHOTO)
     assert result.shape == photo.shape
     assert np.abs(result.astype(float) - photo).mean() > 10
+
+
+CONDITIONAL = [e for e in ENTRIES if len(e["styles"]) > 1]
+
+
+@pytest.mark.parametrize("entry", CONDITIONAL, ids=[e["name"] for e in CONDITIONAL])
+def test_a_model_of_several_styles_gives_each_its_own_look_and_blends_between_them(entry):
+    model = OnnxStyleModel(zoo.ZOO_DIR / entry["file"], providers=["CPUExecutionProvider"])
+    src = resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), 160)
+    outs = {s: model.stylize(src, s).astype(float) for s in model.styles}
+    for i, a in enumerate(model.styles):
+        for b in model.styles[i + 1:]:
+            assert np.abs(outs[a] - outs[b]).mean() > 10, (a, b)
+    # An equal blend is a picture of its own, between the styles, not one of them.
+    mix = model.stylize(src, {s: 1.0 for s in model.styles}).astype(float)
+    distances = [np.abs(mix - o).mean() for o in outs.values()]
+    assert min(distances) > 3
+    mean_colour = np.mean([o.mean(axis=(0, 1)) for o in outs.values()], axis=0)
+    assert np.abs(mix.mean(axis=(0, 1)) - mean_colour).max() < 40

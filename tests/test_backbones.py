@@ -86,3 +86,21 @@ def test_vgg_layers_are_named_without_weights():
     feats = vgg.features(torch.rand(1, 3, 64, 64), ["relu2_2", "relu4_3"])
     assert feats["relu2_2"].shape == (1, 128, 32, 32) and feats["relu4_3"].shape == (1, 512, 8, 8)
     assert vgg.classify(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_folding_batchnorm_keeps_the_features_and_leaves_the_original_alone():
+    from models.backbones import fold_batchnorm
+
+    model = load_backbone("efficientnet_lite0")
+    folded = fold_batchnorm(model)
+    assert folded is not model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = model.features(x, ["block4", "head"]), folded.features(x, ["block4", "head"])
+        for layer in a:
+            assert torch.allclose(a[layer], b[layer], atol=1e-4 * float(a[layer].abs().max())), layer
+        assert model.classify(x).argmax() == folded.classify(x).argmax()
+    vgg = load_backbone("vgg16", pretrained=False)
+    assert fold_batchnorm(vgg) is vgg  # nothing to fold, no copy

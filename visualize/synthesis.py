@@ -6,7 +6,8 @@
   (Gatys et al. 2017, "Controlling perceptual factors in neural style transfer").
 
 Speed: the targets (style Grams, content features) are computed once per scale; each
-loss evaluation is one ``features()`` call that stops at the deepest layer needed, and the
+loss evaluation is one ``features()`` call that stops at the deepest layer needed, on a copy of
+the network with its BatchNorms folded into the convolutions (:func:`models.backbones.fold_batchnorm`), and the
 losses come from :mod:`visualize.losses` (each term relative to its target's size).
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.backbones import Backbone
+from models.backbones import Backbone, fold_batchnorm, optimisation_memory_format
 from visualize.losses import content_loss, gram, style_loss, tv_loss
 from visualize.transforms import resize
 
@@ -156,14 +157,6 @@ def _check_weight(name: str, value: float) -> float:
 
 def _scaled_size(h: int, w: int, factor: float) -> tuple[int, int]:
     return max(1, round(h * factor)), max(1, round(w * factor))
-
-
-def _memory_format(channels_last: bool | None, device: torch.device) -> torch.memory_format:
-    """channels_last by default on CPU, where it made a forward and backward pass of
-    efficientnet_lite0 1.1-1.5x faster (96 and 256 px, 2 threads); unmeasured on CUDA."""
-    if channels_last is None:
-        channels_last = device.type == "cpu"
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 @torch.no_grad()
@@ -305,7 +298,8 @@ def texture_synthesis(model: Backbone, texture: torch.Tensor, size: tuple[int, i
     h, w = (int(v) for v in (size if size is not None else texture.shape[-2:]))
     if h < 1 or w < 1:
         raise ValueError(f"size must be positive, got {size}")
-    fmt = _memory_format(channels_last, texture.device)
+    fmt = optimisation_memory_format(channels_last, texture.device)
+    model = fold_batchnorm(model)
     targets = _target_grams(model, [texture.contiguous(memory_format=fmt)], [1.0], list(weights))
     gen = torch.Generator().manual_seed(seed)
     x0 = 0.5 + (torch.rand((1, 3, h, w), generator=gen) - 0.5) * min(noise, 1.0)
@@ -420,7 +414,8 @@ def style_transfer(model: Backbone, content: torch.Tensor, styles: Sequence[torc
     ws = _check_weight("style_weight", style_weight if style_weight is not None else known.style_weight)
     wt = _check_weight("tv_weight", tv_weight if tv_weight is not None else known.tv_weight)
     all_layers = list(dict.fromkeys([*s_layers, *c_layers]))
-    fmt = _memory_format(channels_last, content.device)
+    fmt = optimisation_memory_format(channels_last, content.device)
+    model = fold_batchnorm(model)
 
     # What the network sees: RGB, or the luminance as grey RGB.
     if preserve_color:

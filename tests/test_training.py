@@ -12,7 +12,8 @@ from models.style_net import StyleNet
 from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 from training.data import CropDataset
 from training.losses import PerceptualLoss, default_loss_config
-from training.train import TrainSettings, train
+from training.train import TrainSettings, build_training, train, train_step
+from visualize.losses import content_loss, gram, style_loss, tv_loss
 
 
 def _settings(photos_dir, style_images, out, **kw):
@@ -161,3 +162,45 @@ def test_two_processes_with_gloo_keep_identical_weights_and_only_rank0_writes(ph
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     rank1_out = tmp_path / "run_rank1"
     assert not rank1_out.exists() or not any(rank1_out.rglob("*"))
+
+
+def test_perceptual_loss_matches_the_straightforward_two_pass_loss(style_images):
+    # Folded batch norms, channels_last and a content pass without autograd change nothing but rounding.
+    bb = load_backbone("efficientnet_lite0")
+    cfg = default_loss_config("efficientnet_lite0")
+    style = rgb_to_tensor(resize_max_side(read_rgb(style_images[0]), 96))
+    crit = PerceptualLoss(bb, cfg, [style])
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 48, 48)
+    y = torch.rand(3, 3, 48, 48, requires_grad=True)
+    layers = [l for l in bb.layer_names if l in cfg.content_layers or l in cfg.style_layers]
+    with torch.no_grad():
+        grams = {l: gram(f) for l, f in bb.features(style, cfg.style_layers).items()}
+    fy, fx = bb.features(y, layers), bb.features(x, layers)
+    want = (cfg.content_weight * content_loss(fy, fx, cfg.content_layers).mean()
+            + cfg.style_weight * style_loss(fy, grams, cfg.style_layers).mean() + cfg.tv_weight * tv_loss(y).mean())
+    (want_grad,) = torch.autograd.grad(want, y)
+    got = crit(y, x, torch.zeros(3, dtype=torch.long))["total"]
+    (got_grad,) = torch.autograd.grad(got, y)
+    assert abs(got.item() - want.item()) <= 1e-5 * abs(want.item())
+    assert float((got_grad - want_grad).norm()) <= 1e-4 * float(want_grad.norm())
+
+
+def test_train_step_updates_and_its_check_can_stop_the_update(photos_dir, style_images):
+    settings = _settings(photos_dir, style_images, "unused")
+    parts = build_training(settings, torch.device("cpu"))
+    batch = torch.stack([CropDataset(photos_dir, 48)[(i, 1)] for i in range(2)])
+    idx = torch.zeros(2, dtype=torch.long)
+    before = {k: v.clone() for k, v in parts.net.state_dict().items()}
+
+    def refuse(values):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        train_step(parts.net, parts.criterion, parts.opt, batch, idx, parts.bf16, check=refuse)
+    assert all(torch.equal(before[k], v) for k, v in parts.net.state_dict().items())
+    seen = []
+    values = train_step(parts.net, parts.criterion, parts.opt, batch, idx, parts.bf16, check=seen.append)
+    assert seen == [values] and set(values) == {"total", "content", "style", "tv"}
+    assert all(isinstance(v, float) for v in values.values())
+    assert any(not torch.equal(before[k], v) for k, v in parts.net.state_dict().items())

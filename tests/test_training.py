@@ -204,3 +204,21 @@ def test_train_step_updates_and_its_check_can_stop_the_update(photos_dir, style_
     assert seen == [values] and set(values) == {"total", "content", "style", "tv"}
     assert all(isinstance(v, float) for v in values.values())
     assert any(not torch.equal(before[k], v) for k, v in parts.net.state_dict().items())
+
+
+def test_noise_stability_term_makes_the_output_less_sensitive_to_noise(photos_dir, style_images):
+    """Same start, same batches: with the term the network answers small input noise less."""
+    batch = torch.stack([CropDataset(photos_dir, 48)[(i, 3)] for i in range(2)])
+    idx = torch.zeros(2, dtype=torch.long)
+    probe = torch.stack([CropDataset(photos_dir, 48)[(i, 9)] for i in range(4)])
+    noise = 0.03 * torch.randn(probe.shape, generator=torch.Generator().manual_seed(5))
+    sensitivity = {}
+    for weight in (0.0, 300.0):
+        parts = build_training(_settings(photos_dir, style_images, "unused", lr=3e-3), torch.device("cpu"))
+        for _ in range(12):
+            values = train_step(parts.net, parts.criterion, parts.opt, batch, idx, parts.bf16, stability=(weight, 0.03))
+        assert ("stability" in values) == bool(weight)
+        parts.net.eval()
+        with torch.no_grad():
+            sensitivity[weight] = float((parts.net(probe) - parts.net((probe + noise).clamp(0, 1))).pow(2).mean())
+    assert sensitivity[300.0] < 0.7 * sensitivity[0.0], sensitivity

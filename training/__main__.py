@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--content-weight", type=float, help="content loss weight (default: the loss network's)")
     t.add_argument("--style-weight", type=float, help="style loss weight (default: the loss network's)")
     t.add_argument("--tv-weight", type=float, help="total variation weight (default: the loss network's)")
+    t.add_argument("--stability-weight", type=float, default=0.0,
+                   help="weight of the noise-stability term (Gupta et al. 2017): the output for a photo and for the "
+                        "same photo plus noise should agree, which lowers flicker on video; 0 turns it off")
+    t.add_argument("--stability-noise", type=float, default=0.03,
+                   help="standard deviation of that noise, in pixel values 0..1")
     t.add_argument("--sample-every", type=_positive_int, default=250, help="write a sample image every N steps")
     t.add_argument("--checkpoint-every", type=_positive_int, default=250, help="write the checkpoint every N steps")
     t.add_argument("--seed", type=int, default=0, help="random seed (data order, crops, initial weights)")
@@ -105,7 +110,8 @@ def _train(args: argparse.Namespace) -> None:
         style=args.style, names=args.names, data=args.data, out=args.out, loss_net=args.loss_net,
         loss_net_weights=args.loss_net_weights, arch=args.arch, size=args.size, style_size=args.style_size,
         batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, sample_every=args.sample_every,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, stability_weight=args.stability_weight,
+        stability_noise=args.stability_noise, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision, device=args.device,
         workers=args.workers, resume=args.resume)
     train(settings, progress=not args.no_progress)

@@ -56,6 +56,8 @@ class TrainSettings:
     content_weight: float | None = None  # None: the loss network's default
     style_weight: float | None = None
     tv_weight: float | None = None
+    stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
+    stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units
     sample_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
@@ -201,11 +203,18 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
 
 def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.optim.Optimizer,
                batch: torch.Tensor, style_index: torch.Tensor, bf16: bool,
-               check: Callable[[dict[str, float]], None] | None = None) -> dict[str, float]:
+               check: Callable[[dict[str, float]], None] | None = None,
+               stability: tuple[float, float] = (0.0, 0.0)) -> dict[str, float]:
     """One optimisation step on a batch of photos (any device; moved to ``style_index``'s).
 
-    Returns the loss values (``total``, ``content``, ``style``, ``tv``). ``check(values)``
-    runs after the backward pass and before the update, and may raise to stop it.
+    Returns the loss values (``total``, ``content``, ``style``, ``tv``, and ``stability``
+    when on). ``check(values)`` runs after the backward pass and before the update, and
+    may raise to stop it.
+
+    ``stability = (weight, noise)`` adds the noise-stability term of Gupta et al. 2017: the
+    output for each photo and for the same photo plus Gaussian noise should agree, which
+    steadies video, where consecutive frames differ by sensor noise. Both go through the
+    network as one batch (instance norm keeps them apart; one forward for DDP).
     """
     device = style_index.device
     x = batch.to(device, non_blocking=True)
@@ -213,9 +222,18 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
         x = x.contiguous(memory_format=torch.channels_last)
     n = criterion.num_styles
     weights = F.one_hot(style_index, n).float() if n > 1 else None
+    stability_weight, noise = stability
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        y = model(x, weights)
+        if stability_weight:
+            noisy = (x + noise * torch.randn_like(x)).clamp(0, 1)
+            both = model(torch.cat([x, noisy]), None if weights is None else torch.cat([weights, weights]))
+            y, y_noisy = both.chunk(2)
+        else:
+            y = model(x, weights)
         losses = criterion(y, x, style_index)
+        if stability_weight:
+            losses["stability"] = F.mse_loss(y_noisy.float(), y.float())
+            losses["total"] = losses["total"] + stability_weight * losses["stability"]
     opt.zero_grad(set_to_none=True)
     losses["total"].backward()
     # one device-to-host copy for all four values
@@ -315,7 +333,8 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
     for step, batch in zip(range(start, s.steps), loader):
         style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
         values = train_step(model, criterion, opt, batch, style_index, bf16,
-                            check=lambda v, step=step: check_finite(v, step))
+                            check=lambda v, step=step: check_finite(v, step),
+                            stability=(s.stability_weight, s.stability_noise))
         for k, v in values.items():  # exponential moving averages for the progress bar
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
         bar.update(1)

@@ -49,7 +49,9 @@ def main() -> None:
         "training": {"steps": int(ckpt["step"]), "size": settings["size"], "batch": settings["batch"],
                      "lr": settings["lr"], "precision": cfg.get("precision"), "data": Path(settings["data"]).name,
                      "command": args.command, "machine": args.machine,
-                     "wall_seconds": round(float(cfg.get("wall_seconds", 0.0)))},
+                     "wall_seconds": round(float(cfg.get("wall_seconds", 0.0))),
+                     **({"stability_weight": settings["stability_weight"], "stability_noise": settings["stability_noise"]}
+                        if settings.get("stability_weight") else {})},
         "parity_max_abs_diff": err,
         "date": datetime.date.today().isoformat(),
         "bytes": path.stat().st_size,

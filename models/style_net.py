@@ -1,7 +1,7 @@
 """Feed-forward style networks (Johnson et al. 2016) with conditional instance norm.
 
 One class, :class:`StyleNet`, builds every size from a :class:`StyleNetConfig`;
-:data:`ARCHS` names the shipped sizes (``johnson`` and ``lite``). Each network
+:data:`ARCHS` names the shipped sizes (``johnson``, ``lite`` and ``tiny``). Each network
 holds ``num_styles`` styles as per-style scale and shift of its instance norms
 (Dumoulin et al. 2017); a weight vector over the styles picks or blends them.
 
@@ -51,6 +51,12 @@ ARCHS: dict[str, StyleNetConfig] = {
     "lite": StyleNetConfig(
         channels=(16, 32, 64), res_blocks=3, kernel_in=5, kernel_out=3,
         padding="zeros", depthwise_res=True,
+    ),
+    # For 640x480 on 2 CPU cores: plain 3x3 residual blocks on 8-16-32 channels were the
+    # fastest candidate of scripts/bench_style_archs.py (about 2x lite at 640x480).
+    "tiny": StyleNetConfig(
+        channels=(8, 16, 32), res_blocks=3, kernel_in=5, kernel_out=3,
+        padding="zeros", depthwise_res=False,
     ),
 }
 

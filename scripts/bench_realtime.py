@@ -5,7 +5,7 @@
     network -> clamp -> uint8 BGR);
 (b) this runner's whole path, capture to sink (``realtime.runner.Runner`` reading frames
     from a source, the ``style`` effect with onnxruntime, the HUD, a sink), for the
-    ``johnson`` network and for ``lite``, with and without the optical-flow stabiliser.
+    ``johnson``, ``lite`` and ``tiny`` networks (``--archs``), with and without the optical-flow stabiliser.
 
 Every frame is processed (``--no-drop`` mode), so FPS is throughput and latency is
 capture to sink. Weights are random: speed does not depend on them.
@@ -81,6 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=30, help="frames per measurement (after 3 warm-up frames)")
     ap.add_argument("--sizes", nargs="+", default=["320x240", "640x480", "1280x720"])
+    ap.add_argument("--archs", nargs="+", default=["johnson", "lite", "tiny"], choices=["johnson", "lite", "tiny"],
+                    help="style networks to run through the runner (the reference is always johnson)")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -95,7 +97,7 @@ def main() -> None:
           f"({default_providers()[0]}); {args.frames} frames each, every frame processed")
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
-        nets = {a: StyleNet(a).eval() for a in ("johnson", "lite")}
+        nets = {a: StyleNet(a).eval() for a in dict.fromkeys(("johnson", *args.archs))}
         onnx = {a: export_style_net(n, Path(tmp) / f"{a}.onnx") for a, n in nets.items()}
         header = f"{'size':>9s}  {'path':44s} {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'x ref':>6s}"
         print(header)
@@ -104,7 +106,7 @@ def main() -> None:
             frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.frames + 3)]
             ref_fps, ref_lat = _reference(frames, nets["johnson"])
             rows = [("(a) reference: johnson, torch eager fp32", ref_fps, ref_lat[3:])]
-            for arch in ("johnson", "lite"):
+            for arch in args.archs:
                 for stabilize in (False, True):
                     fps, lat = _runner(frames, onnx[arch], stabilize)
                     label = f"(b) runner: {arch}, onnxruntime" + (" + stabiliser" if stabilize else "")

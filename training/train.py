@@ -9,7 +9,6 @@ so ``resume`` continues exactly where the last checkpoint left off.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import sys
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from models.backbones import load_backbone
 from models.errors import UserError
+from models.malloc import keep_freed_memory
 from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
 from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -84,24 +84,6 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     if device.type == "cuda":  # emulated bf16 (before Ampere) is slower than fp32
         return torch.cuda.is_bf16_supported(including_emulation=False)
     return _cpu_has_amx()
-
-
-def _reuse_freed_host_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of handing it back to the OS.
-
-    A CPU training step frees and allocates the same large activations every step; by
-    default glibc maps each one afresh and the kernel zero-fills its pages again: a fifth
-    of the CPU time of a step on 2 cores went to page faults. The peak is unchanged; it
-    is only not returned between steps. Does nothing where the C library is not glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, (1 << 31) - 1))
 
 
 def _setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
@@ -183,10 +165,10 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     (one style per image) and its optimizer.
 
     On CUDA the style network is channels_last (the loss network always is); on a CPU,
-    freed memory is kept for the next step (:func:`_reuse_freed_host_memory`).
+    freed memory is kept for the next step (:func:`models.malloc.keep_freed_memory`).
     """
     if device.type == "cpu":
-        _reuse_freed_host_memory()
+        keep_freed_memory()
     torch.manual_seed(s.seed)
     style_size = s.style_size or 2 * s.size
     style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p), style_size)).to(device) for p in s.style]

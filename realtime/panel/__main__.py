@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 from models.backbones import BACKBONES
+from models.malloc import share_arenas
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-side", type=int, default=1024, help="uploads are shrunk to this longer side")
     ap.add_argument("--queue-size", type=int, default=16, help="requests that may wait for the slow methods")
     args = ap.parse_args(argv)
+    share_arenas(1)  # before Gradio starts its worker threads
 
     # Uploads and outputs go to a private temporary folder, removed at exit.
     tmp = None

@@ -111,13 +111,23 @@ def read_bgr(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
 
 
-def write_rgb(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 HWC image; the format follows the file's suffix."""
+def encode_rgb(path: str | os.PathLike, rgb: np.ndarray, jpeg_quality: int | None = None) -> np.ndarray:
+    """The bytes of an RGB uint8 HWC image in the format of ``path``'s suffix (nothing is written)."""
     path = Path(path)
     check_image_suffix(path)
-    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1] if jpeg_quality else []
+    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise InputFileError(path, "the image could not be encoded")
+    return buf
+
+
+def write_rgb(path: str | os.PathLike, rgb: np.ndarray, encoded: np.ndarray | None = None) -> None:
+    """Write an RGB uint8 HWC image atomically; the format follows the file's suffix.
+
+    ``encoded`` gives bytes already made by :func:`encode_rgb` (e.g. to choose a JPEG quality).
+    """
+    buf = encode_rgb(path, rgb) if encoded is None else encoded
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
 

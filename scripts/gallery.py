@@ -38,14 +38,12 @@ from tqdm import tqdm
 from models import zoo
 from models.cli import min_int
 from models.errors import InputFileError, UserError
-from models.files import atomic_path
-from models.images import read_rgb, resize_max_side
+from models.images import encode_rgb, read_rgb, resize_max_side, write_rgb
 from models.onnx_style import OnnxStyleModel, parse_blend
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = PROJECT / "docs" / "gallery.jpg"
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONTENT_DIR = ROOT.parent / "shared" / "data" / "content"  # the data folder beside a checkout
+DEFAULT_CONTENT_DIR = PROJECT.parent / "shared" / "data" / "content"  # the data folder beside a checkout
 DEFAULT_CONTENTS = ("chicago.jpg", "amber.jpg")
 DEFAULT_TRAINING_SIZE = 192  # training crop when a manifest entry does not say
 
@@ -383,21 +381,17 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
 def write_jpeg(path: Path, rgb: np.ndarray, max_bytes: int) -> tuple[int, int]:
     """Write the image as JPEG at the best quality (95 down to 40) that stays under ``max_bytes``.
 
-    Atomic (models.files.atomic_path). Returns (quality, bytes); warns when even quality 40 is
-    larger. (models.images.write_rgb has no quality setting, hence this.)
+    Atomic (models.images.write_rgb). Returns (quality, bytes); warns when even quality 40 is
+    larger.
     """
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     for quality in range(95, 35, -5):
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
-        if not ok:
-            raise InputFileError(path, "the image could not be encoded")
+        buf = encode_rgb(path, rgb, jpeg_quality=quality)
         if buf.size <= max_bytes:
             break
     else:
         print(f"warning: {path}: {buf.size / 1e3:.0f} KB even at JPEG quality {quality}; give a smaller --width",
               file=sys.stderr)
-    with atomic_path(path) as tmp:
-        buf.tofile(tmp)
+    write_rgb(path, rgb, encoded=buf)
     return quality, int(buf.size)
 
 

@@ -75,9 +75,10 @@ class PerceptualLoss(nn.Module):
     The style Grams are computed once from the style images; each image of a batch is
     compared with the Grams of its own style (``style_index``). The loss network is a
     copy of ``backbone`` with its batch norms folded (``models.backbones.fold_batchnorm``),
-    in channels_last (faster with oneDNN on CPUs and with tensor cores on GPUs). It sees the content batch without
-    autograd and only down to the deepest content layer, and the stylised batch once:
-    one pass over both together spends the backward on the content half too. On 2 CPU
+    in channels_last (faster with oneDNN on CPUs and with tensor cores on GPUs). It sees
+    the content batch without autograd and only down to the deepest content layer, and
+    the stylised batch once: one pass over both together spends the backward on the
+    content half too. On 2 CPU
     cores (``lite``, 256 px, batch 4) a training step took 0.84 CPU s with one unfolded
     NCHW pass, 0.69 s folded in channels_last, 0.60 s with the passes apart.
     """

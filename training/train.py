@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from models.backbones import load_backbone
 from models.errors import UserError
-from models.malloc import keep_freed_memory
 from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
+from models.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.data import CropDataset, StepSampler, random_crop
-from training.losses import LossConfig, PerceptualLoss, default_loss_config
+from training.losses import PerceptualLoss, default_loss_config
 
 
 class TrainingDiverged(UserError):
@@ -156,7 +156,6 @@ class TrainingParts:
     net: StyleNet
     criterion: PerceptualLoss
     opt: torch.optim.Optimizer
-    loss_cfg: LossConfig
     bf16: bool
 
 
@@ -180,7 +179,7 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     if device.type == "cuda":  # on CPUs channels_last made the style network slower
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-    return TrainingParts(net, criterion, opt, loss_cfg, _use_bf16(s.precision, device))
+    return TrainingParts(net, criterion, opt, _use_bf16(s.precision, device))
 
 
 def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.optim.Optimizer,
@@ -218,7 +217,7 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
             losses["total"] = losses["total"] + stability_weight * losses["stability"]
     opt.zero_grad(set_to_none=True)
     losses["total"].backward()
-    # one device-to-host copy for all four values
+    # one device-to-host copy for all the values
     values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
     if check is not None:
         check(values)
@@ -248,11 +247,11 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
 
     n = len(names)
     parts = build_training(s, device)
-    net, criterion, opt, loss_cfg, bf16 = parts.net, parts.criterion, parts.opt, parts.loss_cfg, parts.bf16
+    net, criterion, opt, bf16 = parts.net, parts.criterion, parts.opt, parts.bf16
     dataset = CropDataset(s.data, s.size)
     config = {
         "arch": s.arch, "net": net_cfg.to_dict(), "styles": names, "loss_net": s.loss_net,
-        "loss": loss_cfg.to_dict(), "style_images": [str(p) for p in s.style],
+        "loss": criterion.config.to_dict(), "style_images": [str(p) for p in s.style],
         "settings": {k: v for k, v in asdict(s).items() if k not in ("resume",)},
         "precision": "bf16" if bf16 else "fp32", "world_size": world,
     }

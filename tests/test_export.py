@@ -67,6 +67,22 @@ def test_single_style_parity_at_two_sizes(single):
         assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
 
 
+def test_export_is_lean_and_carries_no_local_paths(single, conditional):
+    """Scale and shift live inside each InstanceNormalization (no Mul and Add after it, which
+    cost onnxruntime two passes over every activation), and the exporter's debug records
+    with this machine's paths are gone."""
+    import os
+
+    for path, _, _ in (single, conditional):
+        model = onnx.load(str(path))
+        ops = [n.op_type for n in model.graph.node]
+        norms = ops.count("InstanceNormalization")
+        assert norms >= 10
+        assert ops.count("Mul") + ops.count("Add") < norms  # only residual adds and shape arithmetic
+        assert not any(n.metadata_props for n in model.graph.node)
+        assert os.getcwd().encode() not in path.read_bytes()
+
+
 def test_conditional_parity_with_blend_input(conditional):
     path, net, err = conditional
     assert err < 1e-4

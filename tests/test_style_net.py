@@ -81,6 +81,31 @@ def test_conditional_blend_lies_between_the_styles():
     assert (mix - a).abs().mean() + (mix - b).abs().mean() < 1.5 * d_ab
 
 
+def test_instance_norm_applies_scale_and_shift_per_sample():
+    """Each sample of a batch gets its own style blend, and one style matches the plain layer."""
+    from models.style_net import ConditionalInstanceNorm2d
+
+    torch.manual_seed(0)
+    norm = ConditionalInstanceNorm2d(4, num_styles=3)
+    with torch.no_grad():
+        norm.weight.copy_(1 + torch.randn(3, 4))
+        norm.bias.copy_(torch.randn(3, 4))
+    x = torch.randn(2, 4, 5, 6) * 3 + 1
+    w = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    together = norm(x, w)
+    for i in range(2):
+        scale, shift = w[i] @ norm.weight, w[i] @ norm.bias
+        plain = torch.nn.functional.instance_norm(x[i:i + 1], eps=1e-5)
+        expected = plain * scale[None, :, None, None] + shift[None, :, None, None]
+        assert torch.allclose(together[i:i + 1], expected, atol=1e-5)
+        assert torch.allclose(norm(x[i:i + 1], w[i:i + 1]), expected, atol=1e-5)
+    single = ConditionalInstanceNorm2d(4, num_styles=1)
+    with torch.no_grad():
+        single.weight.copy_(norm.weight[:1])
+        single.bias.copy_(norm.bias[:1])
+    assert torch.allclose(single(x, None), norm(x, w[:1].expand(2, 3)), atol=1e-5)
+
+
 def test_conditional_net_requires_style_weights():
     with pytest.raises(ValueError, match="style_weights"):
         StyleNet("lite", num_styles=2)(torch.rand(1, 3, 32, 32))

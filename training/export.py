@@ -44,6 +44,15 @@ class _Exportable(nn.Module):
         return self.net(image, style_weights).float()
 
 
+def _strip_debug_metadata(model) -> None:
+    """Drop the exporter's per-node debug records (stack traces with this machine's paths,
+    FX node dumps): they are a third of the file and tell a user's runtime nothing."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for value in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        del value.metadata_props[:]
+
+
 def export_style_net(net: StyleNet, out: str | os.PathLike, fp16: bool = False,
                      metadata: dict[str, str] | None = None) -> Path:
     """Write ``net`` as an ONNX file with dynamic batch, height and width; returns the path."""
@@ -71,6 +80,7 @@ def export_style_net(net: StyleNet, out: str | os.PathLike, fp16: bool = False,
     import onnx
 
     model = program.model_proto
+    _strip_debug_metadata(model)
     meta = {META_FORMAT: TENSOR_FORMAT, **(metadata or {})}
     for key, value in meta.items():
         entry = model.metadata_props.add()

@@ -23,6 +23,10 @@ META_FORMAT = "stylelens.format"
 META_STYLES = "stylelens.styles"
 META_ARCH = "stylelens.arch"
 META_TRAINING = "stylelens.training"
+# Pixels of mirrored border added around every input and cropped from the output. Networks
+# with zero padding can learn to paint a band along the image edge (The Scream: an orange
+# stripe about 25 px wide); the mirrored margin moves it outside the picture.
+META_BORDER_PAD = "stylelens.border_pad"
 TENSOR_FORMAT = "float32 NCHW RGB [0,1]"
 MIN_SIDE = 16  # smaller images are padded to this side and cropped back
 
@@ -124,6 +128,10 @@ class OnnxStyleModel:
         if not isinstance(n, int):
             n = len(styles)
         self.styles: list[str] = styles if len(styles) == n else [f"style{i}" for i in range(n)]
+        try:
+            self.border_pad = max(0, int(meta.get(META_BORDER_PAD, "0")))
+        except ValueError:
+            raise InputFileError(self.path, f"bad {META_BORDER_PAD} metadata {meta[META_BORDER_PAD]!r}") from None
         self.providers = self.session.get_providers()
         if providers and providers[0] not in self.providers:
             warnings.warn(f"{providers[0]} is not usable here (no NVIDIA driver or CUDA libraries); "
@@ -169,11 +177,15 @@ class OnnxStyleModel:
         if h < MIN_SIDE or w < MIN_SIDE:  # padding layers need a few pixels: pad tiny images, crop back
             x = np.pad(x, ((0, 0), (0, 0), (0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w))), mode="edge")
             return self.run(x, style_weights)[..., :h, :w]
+        p = self.border_pad
+        if p:
+            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
         feeds = {"image": np.ascontiguousarray(x, dtype=np.float32)}
         if self.conditional:
-            w = style_weights if style_weights is not None else self.style_weights()
-            feeds["style_weights"] = np.broadcast_to(w, (x.shape[0], len(self.styles))).astype(np.float32)
-        return self.session.run(["stylized"], feeds)[0]
+            weights = style_weights if style_weights is not None else self.style_weights()
+            feeds["style_weights"] = np.broadcast_to(weights, (x.shape[0], len(self.styles))).astype(np.float32)
+        out = self.session.run(["stylized"], feeds)[0]
+        return out[..., p:p + h, p:p + w] if p else out
 
     def stylize(self, rgb: np.ndarray, blend: Mapping[str, float] | str | None = None) -> np.ndarray:
         """RGB uint8 HWC in, stylised RGB uint8 HWC of the same size out."""

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--size", type=min_int(16), metavar="PX", help="process at this longer side, resize back after")
     ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"), help="onnxruntime device")
     ap.add_argument("--threads", type=int, help="CPU threads for the effect (default: all cores)")
+    ap.add_argument("--border-pad", type=min_int(0), metavar="PX",
+                    help="mirrored margin around each frame for the style effect, cropped after; it keeps the "
+                         "band that style networks paint along image edges out of the picture (default: the "
+                         "model's own, 32 for the shipped styles; 0 is about 20%% faster at 640x480)")
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=("efficientnet_lite0", "vgg16", "vgg19"),
                     help="network for saliency, deepdream and activations")
     ap.add_argument("--weights", metavar="PATH", help="local weights file for a VGG backbone")
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         options = EffectOptions(model=args.model, provider=args.provider, style=args.style,
                                 blend=parse_blend(args.blend), size=args.size, backbone=args.backbone,
                                 weights=args.weights, layer=args.layer, target=args.target,
-                                saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads)
+                                saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads,
+                                border_pad=args.border_pad)
         source = open_source(args.source, args.capture_size)
         sinks = []
         if args.out:

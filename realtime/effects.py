@@ -33,6 +33,7 @@ class EffectOptions:
     saliency_mode: str = "plain"  # plain | smoothgrad | guided
     dream_steps: int = 2
     threads: int | None = None
+    border_pad: int | None = None  # mirrored margin around style frames; None: the model's own
 
 
 class Effect:
@@ -101,6 +102,8 @@ class StyleEffect(Effect):
 
         self.model = OnnxStyleModel(options.model or zoo.model_path(), providers=providers_for(options.provider),
                                     threads=options.threads)
+        if options.border_pad is not None:
+            self.model.border_pad = options.border_pad
         self.size = options.size
         n = len(self.model.styles)
         blend = options.blend or ({options.style: 1.0} if options.style else {self.model.styles[0]: 1.0})

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from models import zoo
+from models.cli import min_int
 from models.errors import UserError
 from models.images import read_rgb, resize_max_side, write_rgb
 from training.checkpoint import load_checkpoint
@@ -31,12 +32,14 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the training command that made it")
     ap.add_argument("--machine", required=True, help="where it was trained")
     ap.add_argument("--default", action="store_true", help="make it the first entry: the embedded default")
+    ap.add_argument("--border-pad", type=min_int(0), default=0, metavar="PX",
+                    help="mirrored margin added at run time (see `python -m training export --help`)")
     args = ap.parse_args()
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt["config"]
     onnx_name = f"{args.name}.onnx"
-    path, err = export_checkpoint(args.checkpoint, zoo.ZOO_DIR / onnx_name)
+    path, err = export_checkpoint(args.checkpoint, zoo.ZOO_DIR / onnx_name, border_pad=args.border_pad)
     styles = []
     for name, image in zip(cfg["styles"], cfg["style_images"]):
         thumb = f"{name}.jpg"
@@ -52,6 +55,7 @@ def main() -> None:
                      "wall_seconds": round(float(cfg.get("wall_seconds", 0.0))),
                      **({"stability_weight": settings["stability_weight"], "stability_noise": settings["stability_noise"]}
                         if settings.get("stability_weight") else {})},
+        **({"border_pad": args.border_pad} if args.border_pad else {}),
         "parity_max_abs_diff": err,
         "date": datetime.date.today().isoformat(),
         "bytes": path.stat().st_size,

@@ -83,6 +83,29 @@ def test_export_is_lean_and_carries_no_local_paths(single, conditional):
         assert os.getcwd().encode() not in path.read_bytes()
 
 
+def test_border_pad_is_mirrored_around_the_input_and_cropped(tmp_path):
+    """A model exported with --border-pad runs on a mirrored margin: the parity check covers it,
+    the output keeps the input's size, and images smaller than the margin still work."""
+    import torch.nn.functional as F
+
+    ckpt, net = _checkpoint(tmp_path, ["stripes", "blobs"])
+    path, err = export_checkpoint(ckpt, tmp_path / "padded.onnx", border_pad=12)
+    assert err < 1e-4
+    model = OnnxStyleModel(path)
+    assert model.border_pad == 12
+    x = torch.rand(1, 3, 40, 52)
+    w = torch.tensor([[0.3, 0.7]])
+    with torch.no_grad():
+        expected = net(F.pad(x, (12, 12, 12, 12), mode="reflect"), w)[..., 12:52, 12:64].numpy()
+        plain = net(x, w).numpy()
+    got = model.run(x.numpy(), w.numpy())
+    assert got.shape == plain.shape and np.abs(got - expected).max() < 1e-4
+    assert np.abs(got - plain).max() > 1e-3  # the margin changes the result
+    assert model.run(np.random.rand(1, 3, 5, 9).astype(np.float32), w.numpy()).shape == (1, 3, 5, 9)
+    with pytest.raises(UserError, match="border"):
+        export_checkpoint(ckpt, tmp_path / "bad.onnx", border_pad=-1)
+
+
 def test_conditional_parity_with_blend_input(conditional):
     path, net, err = conditional
     assert err < 1e-4

@@ -338,3 +338,16 @@ def test_cuda_asked_for_without_a_gpu_falls_back_to_the_cpu_with_one_warning():
     assert r.stderr.splitlines() == [
         f"warning: CUDAExecutionProvider is not usable here (no NVIDIA driver or CUDA libraries); running "
         f"{zoo.model_path().name} on CPUExecutionProvider"], r.stderr
+
+
+def test_border_pad_flag_overrides_the_models_margin():
+    """--border-pad 0 trades the shipped models' mirrored margin for speed; by default it is kept."""
+    from models import zoo
+    from realtime.__main__ import build_parser
+    from realtime.effects import EffectOptions, create_effect
+
+    shipped = zoo.manifest()["models"][0]["border_pad"]
+    assert shipped > 0
+    assert create_effect("style", EffectOptions(provider="cpu")).model.border_pad == shipped
+    assert create_effect("style", EffectOptions(provider="cpu", border_pad=0)).model.border_pad == 0
+    assert build_parser().parse_args(["--border-pad", "0"]).border_pad == 0

@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt (or its run folder)")
     e.add_argument("--out", required=True, metavar="FILE.onnx", help="ONNX file to write")
     e.add_argument("--fp16", action="store_true", help="float16 weights and compute (for GPUs), float32 I/O")
+    e.add_argument("--border-pad", type=min_int(0), default=0, metavar="PX",
+                   help="mirror PX pixels around every input and crop them from the output at run time: "
+                        "moves a band the network paints along image edges out of the picture "
+                        "(costs the extra pixels; 32 for the shipped The Scream)")
 
     s = sub.add_parser("stylize", help="stylise an image with an ONNX model (no torch needed)",
                        formatter_class=_HelpFormatter)
@@ -120,7 +124,7 @@ def _train(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from training.export import export_checkpoint
 
-    path, err = export_checkpoint(args.checkpoint, args.out, fp16=args.fp16)
+    path, err = export_checkpoint(args.checkpoint, args.out, fp16=args.fp16, border_pad=args.border_pad)
     print(f"wrote {path}; parity with torch at 240x320 and 181x263: max abs difference {err:.2e}")
 
 

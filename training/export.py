@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.errors import UserError
 from models.files import atomic_path
-from models.onnx_style import META_ARCH, META_FORMAT, META_STYLES, META_TRAINING, TENSOR_FORMAT
+from models.onnx_style import META_ARCH, META_BORDER_PAD, META_FORMAT, META_STYLES, META_TRAINING, TENSOR_FORMAT
 from models.style_net import StyleNet
 from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 
@@ -95,25 +96,35 @@ def parity(net: StyleNet, onnx_path: str | os.PathLike,
            sizes: tuple[tuple[int, int], ...] = ((240, 320), (181, 263))) -> float:
     """Max absolute difference between torch and onnxruntime outputs over ``sizes`` (H, W).
 
-    A conditional network is compared on a blend of all its styles.
+    A conditional network is compared on a blend of all its styles; a model with a border pad
+    is compared with the network run on the same mirrored margin.
     """
     from models.onnx_style import OnnxStyleModel
 
     model = OnnxStyleModel(onnx_path, providers=["CPUExecutionProvider"])
+    p = model.border_pad
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
     for h, w in sizes:
         x = torch.rand(1, 3, h, w, generator=gen)
         weights = torch.softmax(torch.randn(1, net.num_styles, generator=gen), 1) if net.num_styles > 1 else None
         with torch.no_grad():
-            ref = net(x, weights).numpy()
+            ref = net(F.pad(x, (p, p, p, p), mode="reflect"), weights)[..., p:p + h, p:p + w] if p else net(x, weights)
+            ref = ref.numpy()
         got = model.run(x.numpy(), None if weights is None else weights.numpy())
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = False) -> tuple[Path, float]:
-    """Export a training checkpoint; returns the ONNX path and the parity error."""
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = False,
+                      border_pad: int = 0) -> tuple[Path, float]:
+    """Export a training checkpoint; returns the ONNX path and the parity error.
+
+    ``border_pad`` pixels of mirrored margin are added around every input at run time
+    (see ``models.onnx_style.META_BORDER_PAD``).
+    """
+    if border_pad < 0:
+        raise UserError(f"--border-pad must be 0 or more, not {border_pad}")
     ckpt = load_checkpoint(checkpoint)
     net = style_net_from_checkpoint(ckpt, checkpoint)
     cfg = ckpt["config"]
@@ -128,6 +139,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp1
         st.pop("loss_net_weights", None)
         training["settings"] = st
     meta = {META_STYLES: json.dumps(cfg["styles"]), META_ARCH: cfg["arch"], META_TRAINING: json.dumps(training)}
+    if border_pad:
+        meta[META_BORDER_PAD] = str(border_pad)
     path = export_style_net(net, out, fp16=fp16, metadata=meta)
     err = parity(net, path)  # fp16 is compared with the fp32 network it came from
     if not err <= PARITY_TOLERANCE[fp16]:

@@ -29,17 +29,11 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -150,93 +144,72 @@ def runner_soak(frames: int, effect: str, size: tuple[int, int], camera_fps: flo
 
 # The panel --------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def panel_soak(requests: int, bad_every: int, warmup: int, log=print) -> dict:
     """Serve the panel and send ``requests`` requests in a row; returns the figures."""
+    import shutil
+
+    from realtime.panel.process import panel_process
+
+    work = Path(tempfile.mkdtemp(prefix="stylelens-soak-"))
+    try:
+        with panel_process(work) as server:
+            return _drive_panel(server, work, requests, bad_every, warmup, log)
+    except RuntimeError as e:  # it did not start: the message holds its log
+        raise SystemExit(str(e)) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _drive_panel(server, work: Path, requests: int, bad_every: int, warmup: int, log) -> dict:
     import cv2
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     from models import zoo
+    from realtime.sources import DemoSource
 
-    work = Path(tempfile.mkdtemp(prefix="stylelens-soak-"))
-    port = _free_port()
-    env = {**os.environ, "TMPDIR": str(work), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    env.pop("GRADIO_TEMP_DIR", None)
-    server_log = open(work / "server.log", "w+")
-    server = subprocess.Popen([sys.executable, "-m", "realtime.panel", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 180
-        while True:
-            if server.poll() is not None or time.time() > deadline:
-                raise SystemExit("the panel did not start:\n" + (work / "server.log").read_text())
+    client = Client(server.url, verbose=False, download_files=str(work / "downloads"))
+    photo = work / "photo.jpg"
+    cv2.imwrite(str(photo), DemoSource((320, 240), noise=3.0).read())
+    bad = work / "holiday.jpg"
+    bad.write_text("not a photo")
+    style = zoo.manifest()["models"][0]["name"]
+    calls = [
+        ("fast_style", lambda: client.predict(handle_file(str(photo)), style, "", api_name="/fast_style")),
+        ("saliency", lambda: client.predict("efficientnet_lite0", handle_file(str(photo)), "", 0,
+                                            api_name="/saliency")),
+        ("filters", lambda: client.predict("efficientnet_lite0", "stem", api_name="/filters")),
+    ]
+    times: dict[str, list[float]] = {name: [] for name, _ in calls}
+    served = injected = survived = 0
+    memory: list[float] = []
+    log(f"panel soak: {requests} requests to {server.url} (server pid {server.pid}), a bad upload every {bad_every}")
+    for i in range(warmup):  # every endpoint's first calls build caches: not counted
+        calls[i % len(calls)][1]()
+    memory.append(rss_mb(server.pid))
+    log(f"  after {warmup} warm-up requests: server {memory[-1]:7.1f} MB")
+    for i in range(requests):
+        if bad_every and i % bad_every == bad_every - 1:
+            injected += 1
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(work / "downloads"))
-        photo = work / "photo.jpg"
-        from realtime.sources import DemoSource
-
-        cv2.imwrite(str(photo), DemoSource((320, 240), noise=3.0).read())
-        bad = work / "holiday.jpg"
-        bad.write_text("not a photo")
-        style = zoo.manifest()["models"][0]["name"]
-        calls = [
-            ("fast_style", lambda: client.predict(handle_file(str(photo)), style, "", api_name="/fast_style")),
-            ("saliency", lambda: client.predict("efficientnet_lite0", handle_file(str(photo)), "", 0,
-                                                api_name="/saliency")),
-            ("filters", lambda: client.predict("efficientnet_lite0", "stem", api_name="/filters")),
-        ]
-        times: dict[str, list[float]] = {name: [] for name, _ in calls}
-        served = injected = survived = 0
-        memory: list[float] = []
-        log(f"panel soak: {requests} requests to http://127.0.0.1:{port}/ (server pid {server.pid}), "
-            f"a bad upload every {bad_every}")
-        for i in range(warmup):  # every endpoint's first calls build caches: not counted
-            calls[i % len(calls)][1]()
+                client.predict(handle_file(str(bad)), style, "", api_name="/fast_style")
+            except AppError as e:
+                if "holiday.jpg" in str(e) and server.alive():
+                    survived += 1
+            continue
+        name, call = calls[i % len(calls)]
+        t = time.perf_counter()
+        call()
+        times[name].append(time.perf_counter() - t)
+        served += 1
         memory.append(rss_mb(server.pid))
-        log(f"  after {warmup} warm-up requests: server {memory[-1]:7.1f} MB")
-        for i in range(requests):
-            if bad_every and i % bad_every == bad_every - 1:
-                injected += 1
-                try:
-                    client.predict(handle_file(str(bad)), style, "", api_name="/fast_style")
-                except AppError as e:
-                    if "holiday.jpg" in str(e) and server.poll() is None:
-                        survived += 1
-                continue
-            name, call = calls[i % len(calls)]
-            t = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - t)
-            served += 1
-            memory.append(rss_mb(server.pid))
-            if served % 5 == 0:
-                log(f"  {served:>4} served  server {memory[-1]:7.1f} MB")
-        base = memory[0]
-        return {"requests_served": served, "faults_injected": injected, "faults_survived": survived,
-                "memory_start_mb": base, "memory_end_mb": memory[-1], "memory_growth_mb": memory[-1] - base,
-                "seconds_per_request": {k: statistics.median(v) for k, v in times.items() if v},
-                "server_alive": server.poll() is None}
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        server_log.close()
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
+        if served % 5 == 0:
+            log(f"  {served:>4} served  server {memory[-1]:7.1f} MB")
+    base = memory[0]
+    return {"requests_served": served, "faults_injected": injected, "faults_survived": survived,
+            "memory_start_mb": base, "memory_end_mb": memory[-1], "memory_growth_mb": memory[-1] - base,
+            "seconds_per_request": {k: statistics.median(v) for k, v in times.items() if v},
+            "server_alive": server.alive()}
 
 
 # Command line -----------------------------------------------------------------------------

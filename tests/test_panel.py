@@ -7,9 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,56 +15,24 @@ import numpy as np
 import pytest
 
 from models import zoo
+from realtime.panel.process import panel_process
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 MAX_UPLOAD_MB = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The panel in its own process, its temporary folder under this test's tmp."""
     tmp = tmp_path_factory.mktemp("panel")
-    port = _free_port()
-    env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    env.pop("GRADIO_TEMP_DIR", None)
-    log = open(tmp / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.panel", "--port", str(port),
-                             "--max-upload-mb", str(MAX_UPLOAD_MB), "--max-side", "512"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        assert proc.poll() is None, (tmp / "server.log").read_text()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the panel did not start in 180 s:\n" + (tmp / "server.log").read_text())
-    time.sleep(1)
-    log.seek(0)
-    match = re.search(r"temporary folder (\S+)", log.read())
-    yield {"url": url, "port": port, "proc": proc, "tmp": tmp, "log": tmp / "server.log",
-           "upload_dir": Path(match.group(1)) if match else None}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    log.close()
+    with panel_process(tmp, ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-side", "512"]) as panel:
+        time.sleep(1)
+        match = re.search(r"temporary folder (\S+)", panel.log())
+        yield {"url": panel.url, "port": panel.port, "proc": panel.proc, "tmp": tmp, "log": panel.log_path,
+               "upload_dir": Path(match.group(1)) if match else None}
 
 
 @pytest.fixture(scope="module")

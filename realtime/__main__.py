@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--blend", nargs="+", default=[], metavar="NAME=W", help="start with a blend of styles")
     ap.add_argument("--size", type=min_int(16), metavar="PX", help="process at this longer side, resize back after")
     ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"), help="onnxruntime device")
-    ap.add_argument("--threads", type=int, help="CPU threads for the effect (default: all cores)")
+    ap.add_argument("--threads", type=int, help="CPU threads per frame for the effect (default: all cores, "
+                                                 "shared among the style workers)")
+    ap.add_argument("--workers", type=min_int(1), metavar="N",
+                    help="frames the style effect runs at once, in order on the way out (default: 2 on a CPU of "
+                         "2 or more cores, 1 on a GPU): more frames per second for a little more latency; "
+                         "1 for the lowest latency")
     ap.add_argument("--border-pad", type=min_int(0), metavar="PX",
                     help="mirrored margin around each frame for the style effect, cropped after; it keeps the "
                          "band that style networks paint along image edges out of the picture (default: the "
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                                 blend=parse_blend(args.blend), size=args.size, backbone=args.backbone,
                                 weights=args.weights, layer=args.layer, target=args.target,
                                 saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads,
-                                border_pad=args.border_pad)
+                                border_pad=args.border_pad, workers=args.workers)
         source = open_source(args.source, args.capture_size)
         sinks = []
         if args.out:

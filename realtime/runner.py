@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from realtime.effects import EFFECTS, Effect, EffectOptions, create_effect
 from realtime.sinks import Sink
 from realtime.sources import Frame, LatestFrameGrabber, Source, SourceLost
 from realtime.stabilizer import FlowStabilizer
+
+MAX_WORKERS = 8  # frames in flight at most, whatever an effect asks for
 
 # key -> (action, help)
 KEYS: dict[str, tuple[str, str]] = {
@@ -174,8 +177,12 @@ class Runner:
 
     # the loop ----------------------------------------------------------------------------
     def process(self, frame: Frame) -> np.ndarray:
-        out = self.effect(frame.image)
-        if self.stabilizer is not None and self.effect_name == "style":
+        """One frame through the effect, the stabiliser and the HUD."""
+        return self._finish(frame, self.effect(frame.image), self.effect_name)
+
+    def _finish(self, frame: Frame, out: np.ndarray, effect_name: str) -> np.ndarray:
+        """What follows the effect, in frame order on the main thread: stabiliser and HUD."""
+        if self.stabilizer is not None and effect_name == "style":
             out = self.stabilizer(frame.image, out)
         self.last_output = out
         if self.hud:
@@ -217,6 +224,24 @@ class Runner:
                 yield Frame(image, index, time.perf_counter())
                 index += 1
 
+    def _start(self, frame: Frame, pool: ThreadPoolExecutor) -> Future:
+        """The effect on ``frame``: in a worker thread, or here and now for a one-worker effect."""
+        if self.effect.workers > 1:
+            return pool.submit(self.effect, frame.image)
+        done: Future = Future()
+        done.set_result(self.effect(frame.image))
+        return done
+
+    def _emit(self, frame: Frame, effect_name: str, result: Future) -> None:
+        out = self._finish(frame, result.result(), effect_name)
+        if self.stats.frames_out + 1 in self.snapshot_at:
+            self.snapshot()
+        for sink in self.sinks:
+            key = sink.write(out)
+            if key is not None:
+                self.on_key(key)
+        self.stats.record(frame.captured)
+
     def run(self) -> dict:
         """Run until the source ends, ``max_frames`` are out, or quit; returns the summary."""
         if self.snapshot_at:
@@ -225,22 +250,24 @@ class Runner:
                                            log=self.log) if self.drop else None
         self.stats = Stats()
         frames_in = 0
+        # Frames in flight, oldest first: an effect with workers > 1 runs that many at once in
+        # threads; their results still leave in capture order through one stabiliser and the sinks.
+        pending: deque[tuple[Frame, str, Future]] = deque()
+        pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="effect")
         try:
             for frame in self._frames():
                 frames_in = frame.index + 1
-                out = self.process(frame)
-                if self.stats.frames_out + 1 in self.snapshot_at:
-                    self.snapshot()
-                for sink in self.sinks:
-                    key = sink.write(out)
-                    if key is not None:
-                        self.on_key(key)
-                self.stats.record(frame.captured)
-                if self.max_frames and self.stats.frames_out >= self.max_frames:
-                    break
+                pending.append((frame, self.effect_name, self._start(frame, pool)))
+                if self.max_frames and self.stats.frames_out + len(pending) >= self.max_frames:
+                    break  # enough frames taken; the last ones leave below
+                while len(pending) >= min(self.effect.workers, MAX_WORKERS):
+                    self._emit(*pending.popleft())
+            while pending and self.running:  # the source ended or enough were taken: what is in flight
+                self._emit(*pending.popleft())
         except SourceLost as e:  # the run ends, with its summary; the caller reports the loss
             self.lost = str(e)
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if self._grabber:
                 self._grabber.close()
                 frames_in = self._grabber.captured

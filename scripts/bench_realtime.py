@@ -7,6 +7,8 @@
     from a source, the ``style`` effect with onnxruntime, the HUD, a sink), for the
     ``johnson``, ``lite`` and ``tiny`` networks (``--archs``), with and without the optical-flow stabiliser.
     and with the mirrored border margin the shipped styles use (``--border-pad``).
+    The runner's default on a CPU runs two frames at once (``--workers``); a row with one
+    worker shows the one-frame-at-a-time path.
 
 Every frame is processed (``--no-drop`` mode), so FPS is throughput and latency is
 capture to sink. Weights are random: speed does not depend on them.
@@ -45,8 +47,15 @@ class _Frames:
 
 
 class _NullSink:
+    """Keeps only the time each frame arrived: throughput is frames over the time they took to arrive."""
+
+    live = False
+
+    def __init__(self):
+        self.times: list[float] = []
+
     def write(self, frame) -> None:
-        pass
+        self.times.append(time.perf_counter())
 
     def close(self) -> None:
         pass
@@ -67,15 +76,21 @@ def _reference(frames: list[np.ndarray], net) -> tuple[float, np.ndarray]:
     return 1.0 / lat[3:].mean(), lat
 
 
-def _runner(frames: list[np.ndarray], model: Path, stabilize: bool, border_pad: int = 0) -> tuple[float, np.ndarray]:
+def _runner(frames: list[np.ndarray], model: Path, stabilize: bool, border_pad: int = 0,
+            workers: int | None = None) -> tuple[float, np.ndarray]:
     from realtime.effects import EffectOptions
     from realtime.runner import Runner
 
-    runner = Runner(_Frames(frames), [_NullSink()], effect="style", effects=["style"],
-                    options=EffectOptions(model=str(model), provider="auto", border_pad=border_pad), drop=False, stabilize=stabilize)
+    sink = _NullSink()
+    runner = Runner(_Frames(frames), [sink], effect="style", effects=["style"],
+                    options=EffectOptions(model=str(model), provider="auto", border_pad=border_pad,
+                                         workers=workers), drop=False, stabilize=stabilize)
     runner.run()
     lat = np.array(runner.stats.latencies)
-    return 1.0 / lat[3:].mean(), lat  # throughput after warm-up, as for the reference
+    # Throughput after 3 warm-up frames. With frames in flight in parallel, latency is longer
+    # than the time between frames, so it is counted from the sink, not from the latencies.
+    t = sink.times
+    return (len(t) - 4) / (t[-1] - t[3]), lat
 
 
 def main() -> None:
@@ -102,7 +117,7 @@ def main() -> None:
         torch.manual_seed(0)
         nets = {a: StyleNet(a).eval() for a in dict.fromkeys(("johnson", *args.archs))}
         onnx = {a: export_style_net(n, Path(tmp) / f"{a}.onnx") for a, n in nets.items()}
-        header = f"{'size':>9s}  {'path':50s} {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'x ref':>6s}"
+        header = f"{'size':>9s}  {'path':58s} {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'x ref':>6s}"
         print(header)
         for size in args.sizes:
             w, h = (int(v) for v in size.split("x"))
@@ -110,15 +125,19 @@ def main() -> None:
             ref_fps, ref_lat = _reference(frames, nets["johnson"])
             rows = [("(a) reference: johnson, torch eager fp32", ref_fps, ref_lat[3:])]
             for arch in args.archs:
-                variants = [(False, 0), (True, 0)] + ([(False, args.border_pad)] if args.border_pad else [])
-                for stabilize, pad in variants:
-                    fps, lat = _runner(frames, onnx[arch], stabilize, pad)
+                # (stabiliser, margin, workers): the default path (frames in parallel on a CPU),
+                # one frame at a time, and the extras the shipped styles add
+                variants = [(False, 0, None), (False, 0, 1), (True, 0, None)]
+                if args.border_pad:
+                    variants += [(False, args.border_pad, None), (True, args.border_pad, None)]
+                for stabilize, pad, workers in variants:
+                    fps, lat = _runner(frames, onnx[arch], stabilize, pad, workers)
                     label = (f"(b) runner: {arch}, onnxruntime" + (" + stabiliser" if stabilize else "")
-                             + (f" + {pad} px margin" if pad else ""))
+                             + (f" + {pad} px margin" if pad else "") + (", 1 worker" if workers == 1 else ""))
                     rows.append((label, fps, lat[3:]))
             for label, fps, lat in rows:
                 p50, p95 = np.percentile(lat * 1000, [50, 95])
-                print(f"{size:>9s}  {label:50s} {fps:6.1f} {p50:7.1f} {p95:7.1f} {fps / ref_fps:6.2f}", flush=True)
+                print(f"{size:>9s}  {label:58s} {fps:6.1f} {p50:7.1f} {p95:7.1f} {fps / ref_fps:6.2f}", flush=True)
 
 
 if __name__ == "__main__":

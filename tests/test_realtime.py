@@ -1,5 +1,6 @@
 """The live runner end to end: real video files in and out, every effect, drops, errors, stability."""
 
+import os
 import subprocess
 import sys
 import time
@@ -138,6 +139,58 @@ def test_latest_frame_policy_drops_old_frames_and_keeps_latency_flat():
     assert lat[-10:].mean() < 3 * 0.04 + 0.05  # no queue builds up: latency stays about one effect call
     assert abs(lat[-10:].mean() - lat[:10].mean()) < 0.05
     assert _rss_mb() - rss < 30
+
+
+class _Parallel(Effect):
+    """Two frames at once, each taking a random time, so they finish out of order."""
+
+    name = "parallel-test"
+    workers = 2
+
+    def __init__(self, options=None):
+        import threading
+
+        self.lock, self.active, self.most = threading.Lock(), 0, 0
+        self.rng = np.random.default_rng(0)
+
+    def __call__(self, frame):
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            pause = float(self.rng.uniform(0.0, 0.03))
+        time.sleep(pause)
+        with self.lock:
+            self.active -= 1
+        return 255 - frame
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_two_workers_overlap_and_frames_leave_in_order(drop):
+    register(_Parallel)
+    try:
+        sink = _Collect()
+        runner = Runner(_Counter(200), [sink], effect="parallel-test", effects=["parallel-test"],
+                        stabilize=False, hud=False, drop=drop, max_frames=60)
+        summary = runner.run()
+    finally:
+        EFFECTS.pop("parallel-test")
+    assert runner.effect.most == 2  # two frames were in the effect at once
+    numbers = [int(f[0, 0, 0]) * 256 + int(f[0, 1, 0]) for f in (255 - f for f in sink.frames)]
+    assert summary["frames_out"] == len(numbers) == 60
+    assert numbers == sorted(set(numbers))  # capture order, none twice
+    if not drop:
+        assert numbers == list(range(60)) and summary["frames_in"] == 60
+
+
+def test_style_runs_two_frames_at_once_on_a_cpu_by_default():
+    from realtime.effects import EffectOptions, style_workers
+
+    assert style_workers(EffectOptions(), ["CUDAExecutionProvider", "CPUExecutionProvider"]) == (1, None)
+    assert style_workers(EffectOptions(workers=1), ["CPUExecutionProvider"]) == (1, None)
+    assert style_workers(EffectOptions(workers=3, threads=1), ["CPUExecutionProvider"]) == (3, 1)
+    if len(os.sched_getaffinity(0)) >= 2:
+        workers, threads = style_workers(EffectOptions(), ["CPUExecutionProvider"])
+        assert workers == 2 and threads == len(os.sched_getaffinity(0)) // 2
 
 
 def test_file_source_no_drop_keeps_every_frame(clip):

@@ -266,6 +266,19 @@ def fold_batchnorm(model: Backbone) -> Backbone:
     return folded
 
 
+def fast_frozen_copy(model: Backbone) -> Backbone:
+    """``model`` for the many passes of pixel optimisation: a copy with its BatchNorms folded
+    (``fold_batchnorm``) and, where it has them, each convolution fused with its ReLU6
+    (``models.efficientnet_lite.fuse_conv_activations``); ``model`` itself where there is
+    nothing to fold (VGG)."""
+    from models.efficientnet_lite import fuse_conv_activations
+
+    net = fold_batchnorm(model)
+    if net is not model:  # our own copy: its modules may be replaced
+        fuse_conv_activations(net)
+    return net
+
+
 def optimisation_memory_format(channels_last: bool | None, device: torch.device) -> torch.memory_format:
     """The layout for the many forward and backward passes of pixel optimisation.
 

@@ -74,6 +74,20 @@ def test_fourier_image_has_a_natural_spectrum_and_correlated_colours():
     assert abs(float(torch.corrcoef(plain)[0, 1])) < 0.3
 
 
+def test_fourier_image_is_the_inverse_rfft2_of_its_scaled_spectrum():
+    """FourierImage's two 1-D inverse transforms give torch.fft.irfft2, values and gradients."""
+    for h, w in [(32, 32), (31, 20), (1, 3)]:
+        image = FourierImage((h, w), seed=0, init_std=1.0, decorrelate=False)
+        spectrum = torch.view_as_complex(image.spectrum) * image.scale
+        want = torch.sigmoid(torch.fft.irfft2(spectrum, s=(h, w), norm="ortho") / 4)
+        got = image()
+        assert torch.allclose(got, want, atol=1e-6)
+        g = torch.rand_like(want)
+        (gw,) = torch.autograd.grad(want, image.spectrum, g)
+        (gg,) = torch.autograd.grad(got, image.spectrum, g)
+        assert torch.allclose(gg, gw, atol=1e-6)
+
+
 def test_parametrisation_rejects_bad_shapes():
     with pytest.raises(ValueError, match="shape"):
         PixelImage((1, 4, 8, 8))

@@ -13,6 +13,8 @@ from skimage import data
 
 from models.backbones import load_backbone
 from models.images import read_rgb, rgb_to_tensor
+from models.efficientnet_lite import Conv2dSame, FusedConvAct
+from models.backbones import fast_frozen_copy
 from visualize.deepdream import deepdream, dream_steps
 from visualize.synthesis import (OPTIMISATION_LOSSES, StyleTransfer, Synthesis, rgb_to_yiq, style_transfer,
                                  texture_synthesis, yiq_to_rgb)
@@ -247,9 +249,66 @@ def test_deepdream_raises_the_layer_activation(model):
     assert steps.shape == image.shape and not torch.equal(steps, image)
 
 
+@pytest.mark.parametrize("groups, kernel, stride", [(8, 3, 2), (8, 5, 2), (8, 5, 1), (1, 3, 2), (1, 1, 1)])
+def test_same_padding_matches_tensorflow_padding(groups, kernel, stride):
+    """The padding passed to the convolution (a leading zero in the kernel where TensorFlow
+    pads one more pixel after than before) gives what padding the input would."""
+    torch.manual_seed(0)
+    conv = Conv2dSame(8, 8, kernel, stride, groups=groups, bias=False)
+    for h, w in [(16, 16), (15, 17), (9, 10), (1, 2)]:
+        x = torch.rand(1, 8, h, w, requires_grad=True)
+        ph = max((-(-h // stride) - 1) * stride + kernel - h, 0)
+        pw = max((-(-w // stride) - 1) * stride + kernel - w, 0)
+        padded = torch.nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        want = torch.nn.functional.conv2d(padded, conv.weight, None, stride, 0, 1, groups)
+        got = conv(x)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), (h, w)
+        g = torch.rand_like(want)
+        (gw,) = torch.autograd.grad(want, x, g)
+        (gg,) = torch.autograd.grad(got, x, g)
+        assert torch.allclose(gg, gw, atol=1e-6), (h, w)
+
+
+def test_fast_frozen_copy_gives_the_networks_values_and_gradients(model):
+    fast = fast_frozen_copy(model)
+    assert fast is not model
+    assert sum(isinstance(m, FusedConvAct) for m in fast.modules()) == 49
+    assert not any(isinstance(m, FusedConvAct) for m in model.modules())  # the user's network is untouched
+    for fmt in (torch.channels_last, torch.contiguous_format):
+        for h, w in [(64, 64), (61, 90)]:
+            x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)).contiguous(memory_format=fmt)
+            xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+            want, got = model.classify(xa), fast.classify(xb)
+            assert torch.allclose(got, want, atol=1e-3 * float(want.detach().abs().max()))
+            want[0, 1].backward()
+            got[0, 1].backward()
+            assert torch.allclose(xb.grad, xa.grad, atol=1e-3 * float(xa.grad.abs().max()))
+            act = fast.features(x, ["block10"])["block10"]
+            ref = model.features(x, ["block10"])["block10"]
+            assert torch.allclose(act, ref, atol=1e-3 * float(ref.abs().max()))
+
+
 def test_deepdream_bad_arguments(model):
     image = _photo("coffee", 40, 32)
     with pytest.raises(ValueError, match="no layer"):
         deepdream(model, image, "relu4_2", steps=1)
     with pytest.raises(ValueError, match="octaves"):
         deepdream(model, image, "block4", octaves=0)
+
+
+def test_fused_convolution_falls_back_to_the_plain_ops_when_the_private_op_fails(model, monkeypatch):
+    """The fusion calls a private oneDNN op; if another torch changes it, results stay right."""
+    import models.efficientnet_lite as enl
+
+    fast = fast_frozen_copy(model)
+    x = torch.rand(1, 3, 64, 80)
+    want = fast.classify(x)
+
+    def broken(*args):
+        raise TypeError("changed signature")
+
+    monkeypatch.setattr(enl, "_CONV_POINTWISE", broken)
+    with pytest.warns(UserWarning, match="plain ops"):
+        got = fast.classify(x)
+    assert enl._CONV_POINTWISE is None
+    assert torch.allclose(got, want, atol=1e-3 * float(want.abs().max()))

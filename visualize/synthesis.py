@@ -7,7 +7,8 @@
 
 Speed: the targets (style Grams, content features) are computed once per scale; each
 loss evaluation is one ``features()`` call that stops at the deepest layer needed, on a copy of
-the network with its BatchNorms folded into the convolutions (:func:`models.backbones.fold_batchnorm`), and the
+the network with its BatchNorms folded into the convolutions and each convolution fused with its
+activation (:func:`models.backbones.fast_frozen_copy`), and the
 losses come from :mod:`visualize.losses` (each term relative to its target's size).
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.backbones import Backbone, fold_batchnorm, optimisation_memory_format
+from models.backbones import Backbone, fast_frozen_copy, optimisation_memory_format
 from visualize.losses import content_loss, gram, style_loss, tv_loss
 from visualize.transforms import resize
 
@@ -299,7 +300,7 @@ def texture_synthesis(model: Backbone, texture: torch.Tensor, size: tuple[int, i
     if h < 1 or w < 1:
         raise ValueError(f"size must be positive, got {size}")
     fmt = optimisation_memory_format(channels_last, texture.device)
-    model = fold_batchnorm(model)
+    model = fast_frozen_copy(model)
     targets = _target_grams(model, [texture.contiguous(memory_format=fmt)], [1.0], list(weights))
     gen = torch.Generator().manual_seed(seed)
     x0 = 0.5 + (torch.rand((1, 3, h, w), generator=gen) - 0.5) * min(noise, 1.0)
@@ -415,7 +416,7 @@ def style_transfer(model: Backbone, content: torch.Tensor, styles: Sequence[torc
     wt = _check_weight("tv_weight", tv_weight if tv_weight is not None else known.tv_weight)
     all_layers = list(dict.fromkeys([*s_layers, *c_layers]))
     fmt = optimisation_memory_format(channels_last, content.device)
-    model = fold_batchnorm(model)
+    model = fast_frozen_copy(model)
 
     # What the network sees: RGB, or the luminance as grey RGB.
     if preserve_color:

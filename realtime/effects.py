@@ -251,9 +251,14 @@ class DeepDreamEffect(_BackboneEffect):
     feedback = 0.85  # share of the previous dream kept in each new frame
 
     def __init__(self, options: EffectOptions):
+        from models.backbones import fast_frozen_copy, optimisation_memory_format
+
         super().__init__(options)
         self.steps = options.dream_steps
         self.generator = self.torch.Generator().manual_seed(0)
+        # Folded, fused and in channels_last once, for every frame's steps
+        self.fast_model = fast_frozen_copy(self.model)
+        self.memory_format = optimisation_memory_format(None, self.torch.device("cpu"))
         self.reset()
 
     def reset(self) -> None:
@@ -273,7 +278,8 @@ class DeepDreamEffect(_BackboneEffect):
         x = self.to_tensor(frame)
         if self.dream is not None and self.dream.shape == x.shape:
             x = self.feedback * self.dream + (1 - self.feedback) * x
-        x = dream_steps(self.model, x, self.layer, steps=self.steps, generator=self.generator)
+        x = dream_steps(self.fast_model, x, self.layer, steps=self.steps, generator=self.generator,
+                        memory_format=self.memory_format)
         self.dream = x
         return resize_to(nchw_to_bgr(x.numpy()), frame)
 

@@ -37,15 +37,17 @@ def _dream_step(model: Backbone, x: torch.Tensor, layer: str, lr: float, jitter:
 
 
 def dream_steps(model: Backbone, image: torch.Tensor, layer: str, steps: int = 3, lr: float = 0.02,
-                jitter: int = 8, generator: torch.Generator | None = None) -> torch.Tensor:
+                jitter: int = 8, generator: torch.Generator | None = None,
+                memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """A few normalised gradient-ascent steps on the L2 norm of ``layer``'s activations.
 
     Each step rolls the image by a random offset (jitter) so the pattern does not lock to
-    the pixel grid. Returns the image, still in [0, 1].
+    the pixel grid. Returns the image, still in [0, 1]. A caller that runs this often (the
+    live effect) passes ``fast_frozen_copy(model)`` and ``optimisation_memory_format``.
     """
     x = image.detach().clone()
     for _ in range(steps):
-        x = _dream_step(model, x, layer, lr, jitter, generator)
+        x = _dream_step(model, x, layer, lr, jitter, generator, memory_format)
     return x
 
 

@@ -8,6 +8,7 @@ Module names follow the EfficientNet-PyTorch convention used by the state dict.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -109,19 +110,35 @@ class FusedConvAct(nn.Module):
         self._stride = list(conv.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        global _CONV_POINTWISE
         conv = self.conv
         if (x.device.type == "cpu" and x.dtype == torch.float32 and not conv.weight.requires_grad
-                and tuple(conv.dilation) == (1, 1) and _CONV_POINTWISE is not None
-                and torch.backends.mkldnn.is_available()):
-            xp, weight, padding = conv.same_padding(x)
-            try:
-                return _ConvAct.apply(xp, weight, conv.bias, list(padding), self._stride, conv.groups, self.relu6)
-            except (RuntimeError, TypeError) as e:  # a private op: another torch may differ
-                _CONV_POINTWISE = None  # the plain ops from now on, in every module
-                warnings.warn(f"fused convolution unavailable in this torch ({first_line(e)}); using the plain ops")
+                and tuple(conv.dilation) == (1, 1) and fusion_works()):
+            x, weight, padding = conv.same_padding(x)
+            return _ConvAct.apply(x, weight, conv.bias, list(padding), self._stride, conv.groups, self.relu6)
         y = conv(x)
         return F.relu6(y) if self.relu6 else y
+
+
+@functools.cache
+def fusion_works() -> bool:
+    """Whether this torch's private oneDNN op gives the plain ops' values, tried once on a small
+    depthwise and a dense convolution; otherwise the plain ops are used, with one warning."""
+    if _CONV_POINTWISE is None or not torch.backends.mkldnn.is_available():
+        return False
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 16, 9, 7, generator=g)
+    try:
+        for groups in (16, 1):
+            w = torch.randn(16, 16 // groups, 3, 3, generator=g)
+            b = torch.randn(16, generator=g)
+            want = F.relu6(F.conv2d(x, w, b, 2, 1, 1, groups))
+            got = _ConvAct.apply(x, w, b, [1, 1], [2, 2], groups, True)
+            if got.shape != want.shape or not torch.allclose(got, want, atol=1e-4):
+                raise RuntimeError("its values differ from the plain convolution's")
+    except (RuntimeError, TypeError) as e:
+        warnings.warn(f"fused convolution unavailable in this torch ({first_line(e)}); using the plain ops")
+        return False
+    return True
 
 
 def fuse_conv_activations(net: nn.Module) -> int:

@@ -208,8 +208,9 @@ def _planes_to_uint8(planes: list[np.ndarray]) -> np.ndarray:
     numpy's transpose, clip, multiply and cast on a 640x480 frame, every frame of the live path.
     """
     merged = cv2.merge([np.asarray(p, dtype=np.float32) for p in planes])
-    cv2.max(merged, 0.0, dst=merged)  # convertScaleAbs would mirror negatives
-    return cv2.convertScaleAbs(merged, alpha=255.0)  # x 255, round, saturate at 255
+    # Clip first: convertScaleAbs mirrors negatives and turns +inf (and values past ~8e6) to 0.
+    np.clip(merged, 0.0, 1.0, out=merged)
+    return cv2.convertScaleAbs(merged, alpha=255.0)  # x 255, round half to even, to uint8
 
 
 def nchw_to_rgb(x: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ class ConditionalInstanceNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None) -> torch.Tensor:
         # Scale and shift go into the instance norm itself rather than a multiply and add
         # after it: the exported graph then has one InstanceNormalization per layer, which
-        # made the lite network 17% faster in onnxruntime at 640x480 (two fewer passes over
+        # made the lite network 13% faster in onnxruntime at 640x480 (78.7 -> 69.6 ms, medians) (two fewer passes over
         # each activation, and fewer layout reorders around them).
         if style_weights is None:  # single-style network
             return F.instance_norm(x, weight=self.weight[0].to(x.dtype), bias=self.bias[0].to(x.dtype), eps=1e-5)

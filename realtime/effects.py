@@ -137,25 +137,30 @@ class StyleEffect(Effect):
         self.weights /= self.weights.sum()
         self.target = int(self.weights.argmax())  # the style a blend is moving toward
 
+    # The weights are replaced, never changed in place: a frame in a worker thread reads them
+    # while a key press on the main thread moves them, and must see one blend or the other.
     def cycle(self, step: int = 1) -> None:
         n = len(self.weights)
         self.target = (int(self.weights.argmax()) + step) % n
-        self.weights[:] = 0
-        self.weights[self.target] = 1
+        weights = np.zeros(n, np.float32)
+        weights[self.target] = 1
+        self.weights = weights
 
     def blend_step(self, amount: float = 0.25) -> None:
         """Move ``amount`` of the weight toward the target style; once it is reached, aim at the next."""
         n = len(self.weights)
         if n < 2:
             return
-        if self.weights[self.target] >= 1 - 1e-6:
+        weights = self.weights.copy()
+        if weights[self.target] >= 1 - 1e-6:
             self.target = (self.target + 1) % n
-        others = 1.0 - float(self.weights[self.target])
+        others = 1.0 - float(weights[self.target])
         moved = min(amount, others)
         for i in range(n):
             if i != self.target:
-                self.weights[i] *= (others - moved) / others
-        self.weights[self.target] += moved
+                weights[i] *= (others - moved) / others
+        weights[self.target] += moved
+        self.weights = weights
 
     def status(self) -> str:
         parts = [f"{s} {w:.0%}" for s, w in zip(self.model.styles, self.weights) if w > 0.01]
@@ -163,7 +168,7 @@ class StyleEffect(Effect):
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         small = _resize_for_processing(frame, self.size)
-        weights = self.weights[None].copy() if self.model.conditional else None  # keys may change them meanwhile
+        weights = self.weights[None] if self.model.conditional else None  # one read: see cycle()
         out = nchw_to_bgr(self.model.run(bgr_to_nchw(small), weights))
         return resize_to(out, frame)
 

@@ -23,6 +23,8 @@ from realtime.sources import Frame, LatestFrameGrabber, Source, SourceLost
 from realtime.stabilizer import FlowStabilizer
 
 MAX_WORKERS = 8  # frames in flight at most, whatever an effect asks for
+POLL_SECONDS = 0.002  # how often the loop looks at frames in flight while it waits for a new one
+_END = object()  # the source has ended
 
 # key -> (action, help)
 KEYS: dict[str, tuple[str, str]] = {
@@ -204,25 +206,22 @@ class Runner:
                 if key is not None:
                     self.on_key(key)
 
-    def _frames(self):
+    def _next_frame(self, timeout: float) -> Frame | None | object:
+        """The next frame to process; None if none came within ``timeout`` (live sources only);
+        ``_END`` when the source has ended."""
         if self.drop:
-            while self.running:
-                frame = self._grabber.get(timeout=0.25)
-                if frame is None:
-                    if self._grabber.ended:
-                        return
-                    if self._grabber.lost:
-                        self._show_waiting(self._grabber.lost)
-                    continue
-                yield frame
-        else:
-            index = 0
-            while self.running:
-                image = self.source.read()
-                if image is None:
-                    return
-                yield Frame(image, index, time.perf_counter())
-                index += 1
+            frame = self._grabber.get(timeout=timeout)
+            if frame is None:
+                if self._grabber.ended:
+                    return _END
+                if self._grabber.lost:
+                    self._show_waiting(self._grabber.lost)
+            return frame
+        image = self.source.read()
+        if image is None:
+            return _END
+        self._read += 1
+        return Frame(image, self._read - 1, time.perf_counter())
 
     def _start(self, frame: Frame, pool: ThreadPoolExecutor) -> Future:
         """The effect on ``frame``: in a worker thread, or here and now for a one-worker effect."""
@@ -252,17 +251,28 @@ class Runner:
         frames_in = 0
         # Frames in flight, oldest first: an effect with workers > 1 runs that many at once in
         # threads; their results still leave in capture order through one stabiliser and the sinks.
+        # A finished frame leaves as soon as it is the oldest, not when the next one arrives.
         pending: deque[tuple[Frame, str, Future]] = deque()
         pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="effect")
+        self._read = 0
         try:
-            for frame in self._frames():
-                frames_in = frame.index + 1
-                pending.append((frame, self.effect_name, self._start(frame, pool)))
-                if self.max_frames and self.stats.frames_out + len(pending) >= self.max_frames:
-                    break  # enough frames taken; the last ones leave below
-                while len(pending) >= min(self.effect.workers, MAX_WORKERS):
+            while self.running:
+                while pending and pending[0][2].done():
                     self._emit(*pending.popleft())
-            while pending and self.running:  # the source ended or enough were taken: what is in flight
+                full = len(pending) >= min(self.effect.workers, MAX_WORKERS)
+                enough = bool(self.max_frames) and self.stats.frames_out + len(pending) >= self.max_frames
+                if pending and (full or enough):
+                    self._emit(*pending.popleft())  # waits for it
+                    continue
+                if enough:
+                    break
+                frame = self._next_frame(POLL_SECONDS if pending else 0.25)
+                if frame is _END:
+                    break
+                if frame is not None:
+                    frames_in = frame.index + 1
+                    pending.append((frame, self.effect_name, self._start(frame, pool)))
+            while pending and self.running:  # the source ended: what is in flight leaves too
                 self._emit(*pending.popleft())
         except SourceLost as e:  # the run ends, with its summary; the caller reports the loss
             self.lost = str(e)
@@ -275,6 +285,7 @@ class Runner:
                 self.source.close()
             for sink in self.sinks:
                 sink.close()
-        dropped = self._grabber.dropped if self._grabber else 0
+        # frames taken but never shown (a quit or a lost source with frames in flight) count as dropped
+        dropped = (self._grabber.dropped if self._grabber else 0) + len(pending)
         reconnects = self._grabber.reconnects if self._grabber else 0
         return self.stats.summary(frames_in, dropped, reconnects)

@@ -5,8 +5,8 @@
     network -> clamp -> uint8 BGR);
 (b) this runner's whole path, capture to sink (``realtime.runner.Runner`` reading frames
     from a source, the ``style`` effect with onnxruntime, the HUD, a sink), for the
-    ``johnson``, ``lite`` and ``tiny`` networks (``--archs``), with and without the optical-flow stabiliser.
-    and with the mirrored border margin the shipped styles use (``--border-pad``).
+    ``johnson``, ``lite`` and ``tiny`` networks (``--archs``), with and without the optical-flow
+    stabiliser, and with the mirrored border margin the shipped styles use (``--border-pad``).
     The runner's default on a CPU runs two frames at once (``--workers``); a row with one
     worker shows the one-frame-at-a-time path.
 
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from models.cli import min_int
 
 
 class _Frames:
@@ -99,7 +101,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["320x240", "640x480", "1280x720"])
     ap.add_argument("--archs", nargs="+", default=["johnson", "lite", "tiny"], choices=["johnson", "lite", "tiny"],
                     help="style networks to run through the runner (the reference is always johnson)")
-    ap.add_argument("--border-pad", type=int, default=32, metavar="PX",
+    ap.add_argument("--border-pad", type=min_int(0), default=32, metavar="PX",
                     help="also run each network with this mirrored margin, as the shipped styles do (0: skip)")
     args = ap.parse_args()
 

@@ -148,13 +148,13 @@ def panel_soak(requests: int, bad_every: int, warmup: int, log=print) -> dict:
     """Serve the panel and send ``requests`` requests in a row; returns the figures."""
     import shutil
 
-    from realtime.panel.process import panel_process
+    from realtime.panel.process import PanelStartError, panel_process
 
     work = Path(tempfile.mkdtemp(prefix="stylelens-soak-"))
     try:
         with panel_process(work) as server:
             return _drive_panel(server, work, requests, bad_every, warmup, log)
-    except RuntimeError as e:  # it did not start: the message holds its log
+    except PanelStartError as e:  # the message holds its log
         raise SystemExit(str(e)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -58,3 +58,21 @@ def test_write_is_atomic_and_checks_the_suffix(tmp_path):
     with pytest.raises(InputFileError, match="folder"):
         write_rgb(tmp_path / "d.png", img)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b.png", "d.png"]
+
+
+def test_float_frames_become_uint8_clipped_rounded_and_in_channel_order():
+    from models.images import nchw_to_bgr, nchw_to_rgb
+
+    x = np.zeros((1, 3, 2, 4), np.float32)
+    x[0, 0] = [[-0.5, 0.0, 0.5, 1.0], [1.5, np.inf, -np.inf, 100.0]]  # R
+    x[0, 1] = 0.2  # G
+    x[0, 2] = 0.999  # B
+    rgb = nchw_to_rgb(x)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 4, 3)
+    assert rgb[..., 0].tolist() == [[0, 0, 128, 255], [255, 255, 0, 255]]
+    assert (rgb[..., 1] == 51).all() and (rgb[..., 2] == 255).all()
+    assert (nchw_to_bgr(x) == rgb[..., ::-1]).all()
+    wide = np.random.default_rng(0).random((1, 3, 6, 10)).astype(np.float32)
+    crop = wide[..., 1:5, 2:9]  # not contiguous
+    expected = (np.clip(crop[0].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(nchw_to_rgb(crop).astype(int) - expected).max() <= 1

@@ -182,6 +182,78 @@ def test_two_workers_overlap_and_frames_leave_in_order(drop):
         assert numbers == list(range(60)) and summary["frames_in"] == 60
 
 
+class _SlowCamera(_Counter):
+    fps = 20.0  # a new frame every 50 ms
+
+
+class _Quick(_Parallel):
+    """Two workers, 5 ms a frame: much faster than the camera."""
+
+    name = "quick-test"
+
+    def __call__(self, frame):
+        time.sleep(0.005)
+        return 255 - frame
+
+
+def test_a_finished_frame_leaves_without_waiting_for_the_next_capture():
+    """With frames in parallel, a fast effect must not hold its frame until the next one arrives
+    (that added a whole camera interval, 50 ms here, to the latency)."""
+    register(_Quick)
+    try:
+        runner = Runner(_SlowCamera(20), [_Collect()], effect="quick-test", effects=["quick-test"],
+                        stabilize=False, hud=False)
+        summary = runner.run()
+    finally:
+        EFFECTS.pop("quick-test")
+    assert summary["frames_out"] >= 15
+    assert np.median(runner.stats.latencies) < 0.03
+
+
+def test_quit_with_frames_in_flight_keeps_the_counts_whole():
+    register(_Parallel)
+    try:
+        sink = _Collect()
+        runner = Runner(_Counter(400), [sink], effect="parallel-test", effects=["parallel-test"],
+                        stabilize=False, hud=False, drop=False)
+        original = sink.write
+
+        def write_then_quit(frame):
+            original(frame)
+            if len(sink.frames) == 7:
+                runner.quit()
+
+        sink.write = write_then_quit
+        summary = runner.run()
+    finally:
+        EFFECTS.pop("parallel-test")
+    assert summary["frames_out"] == 7
+    assert summary["frames_in"] == summary["frames_out"] + summary["dropped"]
+    assert summary["dropped"] >= 1  # the frame that was in flight
+
+
+class _Failing(_Parallel):
+    name = "failing-test"
+
+    def __call__(self, frame):
+        if int(frame[0, 0, 0]) * 256 + int(frame[0, 1, 0]) == 5:
+            raise RuntimeError("effect broke on frame 5")
+        return 255 - frame
+
+
+def test_an_error_in_a_worker_reaches_the_caller_after_the_frames_before_it():
+    register(_Failing)
+    try:
+        sink = _Collect()
+        runner = Runner(_Counter(50), [sink], effect="failing-test", effects=["failing-test"],
+                        stabilize=False, hud=False, drop=False)
+        with pytest.raises(RuntimeError, match="frame 5"):
+            runner.run()
+    finally:
+        EFFECTS.pop("failing-test")
+    assert [int(f[0, 0, 0]) * 256 + int(f[0, 1, 0]) for f in (255 - f for f in sink.frames)] == [0, 1, 2, 3, 4]
+
+
 def test_style_runs_two_frames_at_once_on_a_cpu_by_default():
     from realtime.effects import EffectOptions, style_workers
 

@@ -296,19 +296,26 @@ def test_deepdream_bad_arguments(model):
         deepdream(model, image, "block4", octaves=0)
 
 
-def test_fused_convolution_falls_back_to_the_plain_ops_when_the_private_op_fails(model, monkeypatch):
+def test_fused_convolution_falls_back_to_the_plain_ops_when_the_private_op_fails(model):
     """The fusion calls a private oneDNN op; if another torch changes it, results stay right."""
     import models.efficientnet_lite as enl
 
     fast = fast_frozen_copy(model)
     x = torch.rand(1, 3, 64, 80)
+    assert enl.fusion_works()
     want = fast.classify(x)
+    original = enl._CONV_POINTWISE
 
     def broken(*args):
         raise TypeError("changed signature")
 
-    monkeypatch.setattr(enl, "_CONV_POINTWISE", broken)
-    with pytest.warns(UserWarning, match="plain ops"):
-        got = fast.classify(x)
-    assert enl._CONV_POINTWISE is None
+    try:
+        enl._CONV_POINTWISE = broken
+        enl.fusion_works.cache_clear()
+        with pytest.warns(UserWarning, match="plain ops"):
+            got = fast.classify(x)
+        assert not enl.fusion_works()
+    finally:
+        enl._CONV_POINTWISE = original
+        enl.fusion_works.cache_clear()
     assert torch.allclose(got, want, atol=1e-3 * float(want.abs().max()))

@@ -15,7 +15,7 @@ Two recipes:
   flamingos, striped cat fur).
 
 On efficientnet_lite0 both reach p > 0.99 for goldfish in 30 steps at 128 px; the defaults
-(200 steps at 224 px) take 10-15 s on 2 shared CPU cores.
+(200 steps at 224 px) take 11-17 s on 2 shared CPU cores.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``dream_steps`` is the bare gradient ascent (the live runner calls it a few steps per
 frame); ``deepdream`` is the full method of the original notebook, with octaves. ``deepdream``
 runs on a copy of the network with its BatchNorms folded and each convolution fused with its
-ReLU6 (``fast_frozen_copy``), in channels_last on the CPU: together 1.85-2.3x less time than the
+ReLU6 (``fast_frozen_copy``), in channels_last on the CPU: together 1.70-2.28x less time than the
 plain loop at 512 px on 2 shared cores (``scripts/bench_synthesis.py``).
 """
 

@@ -17,6 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+# Where `python -m realtime.panel` finds the packages in a source checkout without an install.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PanelStartError(RuntimeError):
+    """The panel exited or did not listen during start-up; the message holds its log."""
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
@@ -51,7 +58,7 @@ def panel_process(work: Path, args: Sequence[str] = (), start_timeout: float = 1
     """Start ``python -m realtime.panel`` with its temporary files and log under ``work``.
 
     Yields once the port accepts connections; raises RuntimeError with the server's log if it
-    exits or does not listen within ``start_timeout`` seconds. Stopped with SIGINT (killed after
+    exits or does not listen within ``start_timeout`` seconds (PanelStartError). Stopped with SIGINT (killed after
     30 s) on the way out.
     """
     work.mkdir(parents=True, exist_ok=True)
@@ -61,15 +68,15 @@ def panel_process(work: Path, args: Sequence[str] = (), start_timeout: float = 1
     log_path = work / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "realtime.panel", "--port", str(port), *args],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     panel = PanelProcess(proc, port, log_path)
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             if not panel.alive():
-                raise RuntimeError(f"the panel exited during start-up:\n{panel.log()}")
+                raise PanelStartError(f"the panel exited during start-up:\n{panel.log()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the panel did not listen within {start_timeout:.0f} s:\n{panel.log()}")
+                raise PanelStartError(f"the panel did not listen within {start_timeout:.0f} s:\n{panel.log()}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break

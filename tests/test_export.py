@@ -71,7 +71,9 @@ def test_export_is_lean_and_carries_no_local_paths(single, conditional):
     """Scale and shift live inside each InstanceNormalization (no Mul and Add after it, which
     cost onnxruntime two passes over every activation), and the exporter's debug records
     with this machine's paths are gone."""
-    import os
+    from pathlib import Path
+
+    import training
 
     for path, _, _ in (single, conditional):
         model = onnx.load(str(path))
@@ -80,7 +82,7 @@ def test_export_is_lean_and_carries_no_local_paths(single, conditional):
         assert norms >= 10
         assert ops.count("Mul") + ops.count("Add") < norms  # only residual adds and shape arithmetic
         assert not any(n.metadata_props for n in model.graph.node)
-        assert os.getcwd().encode() not in path.read_bytes()
+        assert str(Path(training.__file__).resolve().parents[1]).encode() not in path.read_bytes()
 
 
 def test_border_pad_is_mirrored_around_the_input_and_cropped(tmp_path):

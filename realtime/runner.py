@@ -178,10 +178,6 @@ class Runner:
             getattr(self, action)()
 
     # the loop ----------------------------------------------------------------------------
-    def process(self, frame: Frame) -> np.ndarray:
-        """One frame through the effect, the stabiliser and the HUD."""
-        return self._finish(frame, self.effect(frame.image), self.effect_name)
-
     def _finish(self, frame: Frame, out: np.ndarray, effect_name: str) -> np.ndarray:
         """What follows the effect, in frame order on the main thread: stabiliser and HUD."""
         if self.stabilizer is not None and effect_name == "style":
@@ -248,13 +244,12 @@ class Runner:
         self._grabber = LatestFrameGrabber(self.source, reconnect_timeout=self.reconnect_timeout,
                                            log=self.log) if self.drop else None
         self.stats = Stats()
-        frames_in = 0
         # Frames in flight, oldest first: an effect with workers > 1 runs that many at once in
         # threads; their results still leave in capture order through one stabiliser and the sinks.
         # A finished frame leaves as soon as it is the oldest, not when the next one arrives.
         pending: deque[tuple[Frame, str, Future]] = deque()
         pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="effect")
-        self._read = 0
+        self._read = 0  # frames read from a file source (no-drop mode)
         try:
             while self.running:
                 while pending and pending[0][2].done():
@@ -270,7 +265,6 @@ class Runner:
                 if frame is _END:
                     break
                 if frame is not None:
-                    frames_in = frame.index + 1
                     pending.append((frame, self.effect_name, self._start(frame, pool)))
             while pending and self.running:  # the source ended: what is in flight leaves too
                 self._emit(*pending.popleft())
@@ -280,12 +274,12 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
             if self._grabber:
                 self._grabber.close()
-                frames_in = self._grabber.captured
             else:
                 self.source.close()
             for sink in self.sinks:
                 sink.close()
         # frames taken but never shown (a quit or a lost source with frames in flight) count as dropped
+        frames_in = self._grabber.captured if self._grabber else self._read
         dropped = (self._grabber.dropped if self._grabber else 0) + len(pending)
         reconnects = self._grabber.reconnects if self._grabber else 0
         return self.stats.summary(frames_in, dropped, reconnects)

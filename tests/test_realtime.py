@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -76,6 +77,16 @@ def test_hud_is_drawn_and_snapshots_are_saved(clip, tmp_path):
     assert len(list((tmp_path / "snaps").glob("snapshot_*.png"))) == 1
 
 
+@contextmanager
+def _registered(effect_class):
+    """A test effect in the registry for the length of a test."""
+    register(effect_class)
+    try:
+        yield
+    finally:
+        EFFECTS.pop(effect_class.name)
+
+
 class _Slow(Effect):
     name = "slow-test"
 
@@ -122,14 +133,11 @@ def _rss_mb():
 
 
 def test_latest_frame_policy_drops_old_frames_and_keeps_latency_flat():
-    register(_Slow)
-    try:
+    with _registered(_Slow):
         sink = _Collect()
         runner = Runner(_Counter(400), [sink], effect="slow-test", effects=["slow-test"], stabilize=False, hud=False)
         rss = _rss_mb()
         summary = runner.run()
-    finally:
-        EFFECTS.pop("slow-test")
     assert summary["frames_in"] == 400
     assert summary["dropped"] > 250 and summary["frames_out"] < 120
     assert summary["frames_in"] == summary["frames_out"] + summary["dropped"]
@@ -166,14 +174,11 @@ class _Parallel(Effect):
 
 @pytest.mark.parametrize("drop", [False, True])
 def test_two_workers_overlap_and_frames_leave_in_order(drop):
-    register(_Parallel)
-    try:
+    with _registered(_Parallel):
         sink = _Collect()
         runner = Runner(_Counter(200), [sink], effect="parallel-test", effects=["parallel-test"],
                         stabilize=False, hud=False, drop=drop, max_frames=60)
         summary = runner.run()
-    finally:
-        EFFECTS.pop("parallel-test")
     assert runner.effect.most == 2  # two frames were in the effect at once
     numbers = [int(f[0, 0, 0]) * 256 + int(f[0, 1, 0]) for f in (255 - f for f in sink.frames)]
     assert summary["frames_out"] == len(numbers) == 60
@@ -199,20 +204,16 @@ class _Quick(_Parallel):
 def test_a_finished_frame_leaves_without_waiting_for_the_next_capture():
     """With frames in parallel, a fast effect must not hold its frame until the next one arrives
     (that added a whole camera interval, 50 ms here, to the latency)."""
-    register(_Quick)
-    try:
+    with _registered(_Quick):
         runner = Runner(_SlowCamera(20), [_Collect()], effect="quick-test", effects=["quick-test"],
                         stabilize=False, hud=False)
         summary = runner.run()
-    finally:
-        EFFECTS.pop("quick-test")
     assert summary["frames_out"] >= 15
     assert np.median(runner.stats.latencies) < 0.03
 
 
 def test_quit_with_frames_in_flight_keeps_the_counts_whole():
-    register(_Parallel)
-    try:
+    with _registered(_Parallel):
         sink = _Collect()
         runner = Runner(_Counter(400), [sink], effect="parallel-test", effects=["parallel-test"],
                         stabilize=False, hud=False, drop=False)
@@ -225,8 +226,6 @@ def test_quit_with_frames_in_flight_keeps_the_counts_whole():
 
         sink.write = write_then_quit
         summary = runner.run()
-    finally:
-        EFFECTS.pop("parallel-test")
     assert summary["frames_out"] == 7
     assert summary["frames_in"] == summary["frames_out"] + summary["dropped"]
     assert summary["dropped"] >= 1  # the frame that was in flight
@@ -242,15 +241,12 @@ class _Failing(_Parallel):
 
 
 def test_an_error_in_a_worker_reaches_the_caller_after_the_frames_before_it():
-    register(_Failing)
-    try:
+    with _registered(_Failing):
         sink = _Collect()
         runner = Runner(_Counter(50), [sink], effect="failing-test", effects=["failing-test"],
                         stabilize=False, hud=False, drop=False)
         with pytest.raises(RuntimeError, match="frame 5"):
             runner.run()
-    finally:
-        EFFECTS.pop("failing-test")
     assert [int(f[0, 0, 0]) * 256 + int(f[0, 1, 0]) for f in (255 - f for f in sink.frames)] == [0, 1, 2, 3, 4]
 
 

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--border-pad", type=min_int(0), default=0, metavar="PX",
                    help="mirror PX pixels around every input and crop them from the output at run time: "
                         "moves a band the network paints along image edges out of the picture "
-                        "(costs the extra pixels; 32 for the shipped The Scream)")
+                        "(costs the extra pixels; 32 for the shipped styles)")
 
     s = sub.add_parser("stylize", help="stylise an image with an ONNX model (no torch needed)",
                        formatter_class=_HelpFormatter)

@@ -57,9 +57,9 @@ class PanelProcess:
 def panel_process(work: Path, args: Sequence[str] = (), start_timeout: float = 180.0) -> Iterator[PanelProcess]:
     """Start ``python -m realtime.panel`` with its temporary files and log under ``work``.
 
-    Yields once the port accepts connections; raises RuntimeError with the server's log if it
-    exits or does not listen within ``start_timeout`` seconds (PanelStartError). Stopped with SIGINT (killed after
-    30 s) on the way out.
+    Yields once the port accepts connections; raises PanelStartError, with the server's log,
+    if it exits or does not listen within ``start_timeout`` seconds. Stopped with SIGINT
+    (killed after 30 s) on the way out.
     """
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -1,5 +1,6 @@
 """Training end to end on tiny images: the loss falls, checkpoints resume exactly."""
 
+import math
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from models.images import rgb_to_tensor, read_rgb, resize_max_side
 from models.style_net import StyleNet
 from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 from training.data import CropDataset
-from training.losses import PerceptualLoss, default_loss_config
+from training.losses import PerceptualLoss, StyleCalibration, default_loss_config
 from training.train import TrainSettings, build_training, train, train_step
 from visualize.losses import content_loss, gram, style_loss, tv_loss
 
@@ -174,11 +175,16 @@ def test_perceptual_loss_matches_the_straightforward_two_pass_loss(style_images)
     x = torch.rand(3, 3, 48, 48)
     y = torch.rand(3, 3, 48, 48, requires_grad=True)
     layers = [l for l in bb.layer_names if l in cfg.content_layers or l in cfg.style_layers]
-    with torch.no_grad():
-        grams = {l: gram(f) for l, f in bb.features(style, cfg.style_layers).items()}
+    assert cfg.style_scales == (1, 2)  # the painting's marks also at twice their size
     fy, fx = bb.features(y, layers), bb.features(x, layers)
+    style_terms = []
+    for f in cfg.style_scales:
+        pool = (lambda t: t) if f == 1 else (lambda t, f=f: torch.nn.functional.avg_pool2d(t, f))
+        with torch.no_grad():
+            grams = {l: gram(v) for l, v in bb.features(pool(style), cfg.style_layers).items()}
+        style_terms.append(style_loss(bb.features(pool(y), cfg.style_layers), grams, cfg.style_layers).mean())
     want = (cfg.content_weight * content_loss(fy, fx, cfg.content_layers).mean()
-            + cfg.style_weight * style_loss(fy, grams, cfg.style_layers).mean() + cfg.tv_weight * tv_loss(y).mean())
+            + cfg.style_weight * sum(style_terms) / len(style_terms) + cfg.tv_weight * tv_loss(y).mean())
     (want_grad,) = torch.autograd.grad(want, y)
     got = crit(y, x, torch.zeros(3, dtype=torch.long))["total"]
     (got_grad,) = torch.autograd.grad(got, y)
@@ -222,3 +228,63 @@ def test_noise_stability_term_makes_the_output_less_sensitive_to_noise(photos_di
         with torch.no_grad():
             sensitivity[weight] = float((parts.net(probe) - parts.net((probe + noise).clamp(0, 1))).pow(2).mean())
     assert sensitivity[300.0] < 0.7 * sensitivity[0.0], sensitivity
+
+
+class _FakeCriterion:
+    """What StyleCalibration touches of a PerceptualLoss: its per-style scales."""
+
+    def __init__(self, n: int):
+        self.style_scale = torch.ones(n)
+
+
+def test_style_calibration_moves_each_style_toward_the_content_target_then_freezes():
+    crit = _FakeCriterion(2)
+    cal = StyleCalibration(crit, target=1.0, start=2, steps=50, strength=2.0)
+    idx = torch.tensor([0, 0, 1, 1])
+    content = torch.tensor([0.5, 0.5, 2.0, 2.0])  # style 0 keeps too much of the photo, style 1 too little
+    for step in range(2):  # warm-up: untouched
+        cal.update(step, content, idx)
+    assert crit.style_scale.tolist() == [1.0, 1.0]
+    for step in range(2, 52):
+        cal.update(step, content, idx)
+    up, down = crit.style_scale.tolist()
+    assert up > 2.0 * 1.2 and down < 2.0 / 1.2  # moved, then the strength (2x) applied once at the end
+    frozen = crit.style_scale.clone()
+    for step in range(52, 60):
+        cal.update(step, content, idx)
+    assert torch.equal(crit.style_scale, frozen)
+    with pytest.raises(ValueError, match="target"):
+        StyleCalibration(crit, target=0.0, start=0, steps=1)
+
+
+def test_default_training_calibrates_the_style_weight_and_keeps_the_terms_in_balance(photos_dir, style_images,
+                                                                                       tmp_path):
+    # Defaults (no style weight given): the calibration sets the weight; both terms stay finite,
+    # and neither swamps the other in the total.
+    s = _settings(photos_dir, style_images, tmp_path / "run", steps=30, sample_every=30, checkpoint_every=30)
+    assert s.content_target > 0 and s.style_weight is None
+    parts = build_training(s, torch.device("cpu"))
+    cal = StyleCalibration.for_run(parts.criterion, s.steps, s.content_target)
+    assert 0 < cal.start < cal.end <= s.steps
+    ds = CropDataset(photos_dir, s.size)
+    gen = torch.Generator().manual_seed(0)
+    last = None
+    for step in range(s.steps):
+        batch = torch.stack([ds[(int(i), step)] for i in torch.randint(len(ds), (s.batch,), generator=gen)])
+        last = train_step(parts.net, parts.criterion, parts.opt, batch, torch.zeros(s.batch, dtype=torch.long),
+                          False, calibration=cal, step=step)
+    scale = float(parts.criterion.style_scale[0])
+    assert scale != 1.0 and math.isfinite(scale)
+    cfg = parts.criterion.config
+    weighted_content = cfg.content_weight * last["content"]
+    weighted_style = cfg.style_weight * scale * last["style"]
+    assert math.isfinite(weighted_content) and math.isfinite(weighted_style)
+    assert 0.05 < weighted_style / weighted_content < 20
+
+
+def test_checkpoint_keeps_the_calibrated_style_weight(photos_dir, style_images, tmp_path):
+    s = _settings(photos_dir, style_images, tmp_path / "run", steps=20, sample_every=20, checkpoint_every=20)
+    ckpt = load_checkpoint(train(s, progress=False))
+    used = ckpt["config"]["style_weights_used"]["stripes"]
+    assert used == pytest.approx(10.0 * float(ckpt["style_scale"][0]))
+    assert used != 10.0  # the calibration ran (steps 2-5 of 20)

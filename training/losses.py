@@ -1,7 +1,18 @@
-"""The perceptual loss of fast style training: which layers and weights, per backbone.
+"""The perceptual loss of fast style training: which layers and weights, per backbone,
+and the calibration that sets each painting's style weight.
 
 The terms themselves (content, Gram style, total variation) live in
 ``visualize.losses`` and are shared with the optimisation methods.
+
+Why a calibration: one fixed style weight suits some paintings and not others. On the
+offline network, weight 10 was right for Starry Night but replaced the photo with the
+painting's own shapes for busy paintings (Udnie, Composition VII, a new colourful one),
+and weight 3 left calm ones faint. The photo's distance to each painting (its style loss
+before training) is nearly the same for all five paintings (0.83-0.93), so normalising by
+it cannot tell them apart; what differs is how far the network gives up the photo for a
+given weight. :class:`StyleCalibration` therefore measures that: during a short phase
+after warm-up it adjusts each style's weight until the content loss (how far the output's
+features are from the photo's) settles at one target, then freezes it.
 """
 
 from __future__ import annotations
@@ -9,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.backbones import Backbone, fast_frozen_copy
@@ -25,9 +39,14 @@ class LossConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1.0
+    # Style Grams are also matched on the output and painting average-pooled by these factors
+    # (1 = full size only): the pooled terms see the painting's marks at 2x their size.
+    style_scales: tuple[int, ...] = (1,)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["style_scales"] = list(self.style_scales)
+        return d
 
     def with_overrides(self, content_weight: float | None = None, style_weight: float | None = None,
                        tv_weight: float | None = None, content_layers: Sequence[str] | None = None,
@@ -58,7 +77,7 @@ TRAINING_LOSSES: dict[str, LossConfig] = {
     "efficientnet_lite0": LossConfig(
         content_layers={"block2": 1.0, "block4": 1.0},
         style_layers={"stem": 0.2, "block0": 0.2, "block2": 1.0, "block4": 1.0, "block7": 1.0},
-        content_weight=1.0, style_weight=10.0, tv_weight=1.0),
+        content_weight=1.0, style_weight=10.0, tv_weight=1.0, style_scales=(1, 2)),
 }
 
 
@@ -91,29 +110,100 @@ class PerceptualLoss(nn.Module):
         # A folded copy when there are batch norms; a network without (VGG) is used as it is.
         self.backbone = fast_frozen_copy(backbone).to(memory_format=torch.channels_last)
         self.config = config
+        if not config.style_scales or any(int(f) < 1 for f in config.style_scales):
+            raise ValueError(f"style_scales must be pooling factors >= 1, got {config.style_scales}")
         with torch.no_grad():
-            per_style = [self.backbone.features(s, config.style_layers) for s in style_images]
-            for layer in config.style_layers:
-                grams = torch.cat([gram(f[layer]) for f in per_style])  # (N, C, C)
-                self.register_buffer(f"gram_{layer}", grams, persistent=False)
+            for f in config.style_scales:
+                per_style = [self.backbone.features(_pool(s, f), config.style_layers) for s in style_images]
+                for layer in config.style_layers:
+                    grams = torch.cat([gram(x[layer]) for x in per_style])  # (N, C, C)
+                    self.register_buffer(f"gram_{f}_{layer}", grams, persistent=False)
         self.num_styles = len(style_images)
+        # Each style's weight relative to config.style_weight, set by StyleCalibration (1: as configured).
+        self.register_buffer("style_scale", torch.ones(self.num_styles))
         self._layers = sorted({*config.content_layers, *config.style_layers}, key=backbone.layer_names.index)
 
-    def target_grams(self, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {l: getattr(self, f"gram_{l}")[style_index] for l in self.config.style_layers}
+    def target_grams(self, style_index: torch.Tensor, factor: int = 1) -> dict[str, torch.Tensor]:
+        return {l: getattr(self, f"gram_{factor}_{l}")[style_index] for l in self.config.style_layers}
 
     def forward(self, stylized: torch.Tensor, content: torch.Tensor,
                 style_index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Mean losses over the batch: ``total``, ``content``, ``style``, ``tv``."""
-        with torch.no_grad():
-            content_feats = self.backbone.features(content, self.config.content_layers)
-        out_feats = self.backbone.features(stylized, self._layers)
-        c = content_loss(out_feats, content_feats, self.config.content_layers).mean()
-        s = style_loss(out_feats, self.target_grams(style_index), self.config.style_layers).mean()
-        t = tv_loss(stylized).mean()
+        """Mean losses over the batch: ``total``, ``content``, ``style``, ``tv``, and the
+        content loss of each image, ``content_per_image`` (B,), for the calibration."""
         cfg = self.config
-        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * t
-        return {"total": total, "content": c, "style": s, "tv": t}
+        with torch.no_grad():
+            content_feats = self.backbone.features(content, cfg.content_layers)
+        out_feats = self.backbone.features(stylized, self._layers)
+        c = content_loss(out_feats, content_feats, cfg.content_layers)
+        s = 0.0
+        for f in cfg.style_scales:
+            feats = out_feats if f == 1 else self.backbone.features(_pool(stylized, f), cfg.style_layers)
+            s = s + style_loss(feats, self.target_grams(style_index, f), cfg.style_layers)
+        s = s / len(cfg.style_scales)
+        t = tv_loss(stylized).mean()
+        weighted_style = (self.style_scale[style_index] * s).mean()
+        total = cfg.content_weight * c.mean() + cfg.style_weight * weighted_style + cfg.tv_weight * t
+        return {"total": total, "content": c.mean(), "style": s.mean(), "tv": t, "content_per_image": c.detach()}
 
 
-__all__ = ["LossConfig", "TRAINING_LOSSES", "default_loss_config", "PerceptualLoss"]
+def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
+    return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
+class StyleCalibration:
+    """Sets each style's weight so that the content loss settles at ``target``, then freezes it.
+
+    Between ``start`` and ``start + steps`` (after a warm-up in which the network learns to
+    paint at all), each style's scale ``criterion.style_scale[k]`` moves multiplicatively
+    toward the content-loss target: up when the output keeps too much of the photo, down
+    when it keeps too little. The content loss is the relative feature error of
+    :func:`visualize.losses.content_loss` (0: the photo's features; the shipped Starry Night,
+    which looks right, sits at about 1.5). After the phase the scale is multiplied by
+    ``strength`` (the user's ``--style-weight``) and kept, so the rest of training optimises
+    one fixed loss. The scale lives in the criterion's state and is saved in checkpoints.
+    """
+
+    def __init__(self, criterion: "PerceptualLoss", target: float, start: int, steps: int,
+                 strength: float = 1.0, gain: float = 0.03, smoothing: float = 0.8):
+        if target <= 0 or not math.isfinite(target):
+            raise ValueError(f"the calibration's content target must be > 0, got {target}")
+        if strength <= 0 or not math.isfinite(strength):
+            raise ValueError(f"the style weight must be > 0, got {strength}")
+        self.criterion, self.target, self.start, self.steps = criterion, float(target), int(start), int(steps)
+        self.strength, self.gain, self.smoothing = float(strength), float(gain), float(smoothing)
+        self._ema: dict[int, float] = {}
+
+    @classmethod
+    def for_run(cls, criterion: "PerceptualLoss", total_steps: int, target: float, strength: float = 1.0,
+                calibration_steps: int | None = None) -> "StyleCalibration":
+        """The default phase for a run of ``total_steps``: warm-up 100 steps, calibrate 300
+        (a tenth and a fifth of the run when it is shorter than 1500 steps)."""
+        warmup = min(100, total_steps // 10)
+        steps = calibration_steps if calibration_steps is not None else min(300, max(1, total_steps // 5))
+        return cls(criterion, target, warmup, steps, strength)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.steps
+
+    def update(self, step: int, content_per_image: torch.Tensor, style_index: torch.Tensor) -> None:
+        """After training step ``step`` (0-based): move the scales, or freeze them at the end."""
+        if step < self.start or step >= self.end:
+            return
+        scale = self.criterion.style_scale
+        c = content_per_image.detach().float().cpu()
+        idx = style_index.cpu()
+        for k in idx.unique().tolist():
+            value = float(c[idx == k].mean())
+            if not math.isfinite(value):
+                continue
+            ema = self._ema.get(k, value)
+            ema = self.smoothing * ema + (1 - self.smoothing) * value
+            self._ema[k] = ema
+            change = max(-0.05, min(0.05, self.gain * (self.target - ema) / self.target))
+            scale[k] = float(min(1e3, max(1e-3, float(scale[k]) * math.exp(change))))
+        if step == self.end - 1 and self.strength != 1.0:
+            scale.mul_(self.strength)
+
+
+__all__ = ["LossConfig", "TRAINING_LOSSES", "default_loss_config", "PerceptualLoss", "StyleCalibration"]

@@ -31,7 +31,7 @@ from models.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.data import CropDataset, StepSampler, random_crop
-from training.losses import PerceptualLoss, default_loss_config
+from training.losses import PerceptualLoss, StyleCalibration, default_loss_config
 
 
 class TrainingDiverged(UserError):
@@ -54,7 +54,10 @@ class TrainSettings:
     steps: int = 2000
     lr: float = 1e-3
     content_weight: float | None = None  # None: the loss network's default
+    # With calibration (the default): a multiplier on the calibrated style weight (None: 1).
+    # Without (content_target 0): the style weight itself (None: the loss network's default).
     style_weight: float | None = None
+    content_target: float = 1.7  # the content loss the style calibration aims at; 0: no calibration
     tv_weight: float | None = None
     stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
     stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units
@@ -172,7 +175,8 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     style_size = s.style_size or 2 * s.size
     style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p), style_size)).to(device) for p in s.style]
     backbone = load_backbone(s.loss_net, s.loss_net_weights, device=device)
-    loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, s.style_weight, s.tv_weight)
+    absolute_style = None if s.content_target > 0 else s.style_weight
+    loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight)
     criterion = PerceptualLoss(backbone, loss_cfg, style_tensors)
     del backbone  # the criterion holds its own folded copy
     net = StyleNet(arch_config(s.arch), num_styles=len(s.style)).to(device)
@@ -185,12 +189,14 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
 def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.optim.Optimizer,
                batch: torch.Tensor, style_index: torch.Tensor, bf16: bool,
                check: Callable[[dict[str, float]], None] | None = None,
-               stability: tuple[float, float] = (0.0, 0.0)) -> dict[str, float]:
+               stability: tuple[float, float] = (0.0, 0.0),
+               calibration: StyleCalibration | None = None, step: int = 0) -> dict[str, float]:
     """One optimisation step on a batch of photos (any device; moved to ``style_index``'s).
 
     Returns the loss values (``total``, ``content``, ``style``, ``tv``, and ``stability``
     when on). ``check(values)`` runs after the backward pass and before the update, and
-    may raise to stop it.
+    may raise to stop it. ``calibration`` (with the step number) is told each image's content
+    loss after the update.
 
     ``stability = (weight, noise)`` adds the noise-stability term of Gupta et al. 2017: the
     output for each photo and for the same photo plus Gaussian noise should agree, which
@@ -212,6 +218,7 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
         else:
             y = model(x, weights)
         losses = criterion(y, x, style_index)
+        content_per_image = losses.pop("content_per_image")
         if stability_weight:
             losses["stability"] = F.mse_loss(y_noisy.float(), y.float())
             losses["total"] = losses["total"] + stability_weight * losses["stability"]
@@ -222,6 +229,8 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
     if check is not None:
         check(values)
     opt.step()
+    if calibration is not None:
+        calibration.update(step, content_per_image, style_index)
     return values
 
 
@@ -255,6 +264,10 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         "settings": {k: v for k, v in asdict(s).items() if k not in ("resume",)},
         "precision": "bf16" if bf16 else "fp32", "world_size": world,
     }
+    calibration = None
+    if s.content_target > 0:
+        calibration = StyleCalibration.for_run(criterion, s.steps, s.content_target,
+                                               s.style_weight if s.style_weight is not None else 1.0)
 
     start = 0
     if s.resume and ckpt_path.exists():
@@ -262,6 +275,8 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         _check_resume_compatible(ckpt["config"], config, ckpt_path)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        if "style_scale" in ckpt:
+            criterion.style_scale.copy_(ckpt["style_scale"])
         for group in opt.param_groups:  # a --lr given now applies from here on
             group["lr"] = s.lr
         torch.set_rng_state(ckpt["rng"]["torch"])
@@ -290,10 +305,13 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
 
     def state(step: int) -> dict:
         config["wall_seconds"] = base_wall + time.perf_counter() - t0
+        # The style weight each style trained with (the calibrated one where calibrated).
+        config["style_weights_used"] = dict(zip(names, (criterion.config.style_weight
+                                                        * criterion.style_scale.cpu()).tolist()))
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         return {"step": step, "model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng,
-                "config": config}
+                "style_scale": criterion.style_scale.detach().cpu().clone(), "config": config}
 
     def check_finite(values: dict[str, float], step: int) -> None:
         finite = math.isfinite(values["total"])
@@ -315,9 +333,12 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
         values = train_step(model, criterion, opt, batch, style_index, bf16,
                             check=lambda v, step=step: check_finite(v, step),
-                            stability=(s.stability_weight, s.stability_noise))
+                            stability=(s.stability_weight, s.stability_noise),
+                            calibration=calibration, step=step)
         for k, v in values.items():  # exponential moving averages for the progress bar
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
+        if calibration is not None:  # the style weight in use (mean over styles)
+            running["sw"] = criterion.config.style_weight * float(criterion.style_scale.mean())
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
         done = step + 1

@@ -319,3 +319,20 @@ def test_fused_convolution_falls_back_to_the_plain_ops_when_the_private_op_fails
         enl._CONV_POINTWISE = original
         enl.fusion_works.cache_clear()
     assert torch.allclose(got, want, atol=1e-3 * float(want.abs().max()))
+
+
+def test_color_distribution_loss_is_zero_on_the_palette_and_large_on_another():
+    from visualize.losses import color_distribution_loss
+
+    gen = torch.Generator().manual_seed(0)
+    painting = torch.rand(1, 3, 40, 50, generator=gen) * torch.tensor([1.0, 0.2, 0.1])[:, None, None]  # reds
+    pixels = painting.flatten(2).transpose(1, 2)
+    shuffled = painting.flatten(2)[..., torch.randperm(2000, generator=gen)].reshape(1, 3, 40, 50)
+    same = color_distribution_loss(shuffled, pixels, generator=torch.Generator().manual_seed(1))
+    blue = torch.rand(2, 3, 30, 30, generator=gen) * torch.tensor([0.1, 0.2, 1.0])[:, None, None]
+    blue.requires_grad_(True)
+    other = color_distribution_loss(blue, pixels, generator=torch.Generator().manual_seed(1))
+    assert other.shape == (2,)
+    assert float(same) < 0.05 < 1.0 < float(other.min())
+    other.sum().backward()
+    assert torch.isfinite(blue.grad).all() and blue.grad.abs().sum() > 0

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.backbones import Backbone, fast_frozen_copy
-from visualize.losses import content_loss, gram, style_loss, tv_loss
+from visualize.losses import color_distribution_loss, content_loss, gram, style_loss, tv_loss
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class LossConfig:
     # Style Grams are also matched on the output and painting average-pooled by these factors
     # (1 = full size only): the pooled terms see the painting's marks at 2x their size.
     style_scales: tuple[int, ...] = (1,)
+    # Weight of the painting's colour distribution (visualize.losses.color_distribution_loss)
+    # within the style term; 0: Grams alone.
+    color_weight: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,7 +80,7 @@ TRAINING_LOSSES: dict[str, LossConfig] = {
     "efficientnet_lite0": LossConfig(
         content_layers={"block2": 1.0, "block4": 1.0},
         style_layers={"stem": 0.2, "block0": 0.2, "block2": 1.0, "block4": 1.0, "block7": 1.0},
-        content_weight=1.0, style_weight=10.0, tv_weight=1.0, style_scales=(1, 2)),
+        content_weight=1.0, style_weight=10.0, tv_weight=1.0, style_scales=(1, 2), color_weight=1.0),
 }
 
 
@@ -118,6 +121,12 @@ class PerceptualLoss(nn.Module):
                 for layer in config.style_layers:
                     grams = torch.cat([gram(x[layer]) for x in per_style])  # (N, C, C)
                     self.register_buffer(f"gram_{f}_{layer}", grams, persistent=False)
+        # Every pixel of each painting (at its training size) for the colour term, (N, P, 3);
+        # paintings of different sizes are resampled to the first one's pixel count.
+        pixels = [s.float().flatten(2).transpose(1, 2) for s in style_images]
+        count = pixels[0].shape[1]
+        pixels = [p if p.shape[1] == count else p[:, torch.linspace(0, p.shape[1] - 1, count).long()] for p in pixels]
+        self.register_buffer("style_pixels", torch.cat(pixels), persistent=False)
         self.num_styles = len(style_images)
         # Each style's weight relative to config.style_weight, set by StyleCalibration (1: as configured).
         self.register_buffer("style_scale", torch.ones(self.num_styles))
@@ -140,6 +149,8 @@ class PerceptualLoss(nn.Module):
             feats = out_feats if f == 1 else self.backbone.features(_pool(stylized, f), cfg.style_layers)
             s = s + style_loss(feats, self.target_grams(style_index, f), cfg.style_layers)
         s = s / len(cfg.style_scales)
+        if cfg.color_weight:
+            s = s + cfg.color_weight * color_distribution_loss(stylized, self.style_pixels[style_index])
         t = tv_loss(stylized).mean()
         weighted_style = (self.style_scale[style_index] * s).mean()
         total = cfg.content_weight * c.mean() + cfg.style_weight * weighted_style + cfg.tv_weight * t

@@ -33,7 +33,7 @@ def user_styles_dir() -> Path:
     """The folder of the user's own style models (``.onnx``): ``$STYLELENS_STYLES_DIR`` if set,
     else ``styles`` in :func:`user_data_dir`. It may not exist yet."""
     override = os.environ.get(STYLES_DIR_ENV)
-    return Path(override).expanduser() if override else user_data_dir() / "styles"
+    return Path(override).expanduser().absolute() if override else user_data_dir() / "styles"
 
 
 def torch_hub_dir() -> Path:

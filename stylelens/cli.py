@@ -101,7 +101,7 @@ def render_parser() -> argparse.ArgumentParser:
         if action.dest in RENDER_SETS:
             action.help = argparse.SUPPRESS
         elif action.dest == "out":
-            action.help = "video file to write (.mp4, .avi, .webm)"
+            action.required, action.help = True, "video file to write (.mp4, .avi, .webm)"
     ap.set_defaults(**{k: v for k, v in RENDER_SETS.items() if k != "source"})
     ap.add_argument("input", metavar="INPUT", help="video file, or folder of images (in name order)")
     ap.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -110,11 +110,10 @@ def render_parser() -> argparse.ArgumentParser:
 
 def _render(argv: Sequence[str]) -> int:
     import realtime.__main__ as realtime_cli
+    from models.onnx_style import parse_blend
 
     ap = render_parser()
     args = ap.parse_args(argv)
-    if not args.out:
-        ap.error("the following arguments are required: --out")
     if not Path(args.input).exists():
         raise UserError(f"{args.input}: no such file or folder (render reads files; "
                         "for cameras and streams use `stylelens live --out FILE`)")
@@ -130,7 +129,7 @@ def _render(argv: Sequence[str]) -> int:
             "output_bytes": out.stat().st_size if out.is_file() else 0, **summary,
             "wall_seconds": time.perf_counter() - started,
             "effect": args.effect, "model": args.model if args.model or args.effect != "style" else _default_model(),
-            "style": args.style, "blend": args.blend, "size": args.size, "provider": args.provider,
+            "style": args.style, "blend": parse_blend(args.blend), "size": args.size, "provider": args.provider,
             "workers": args.workers, "border_pad": args.border_pad, "stabilize": not args.no_stabilize,
         })
     return code

@@ -186,7 +186,12 @@ def _stylize(argv: Sequence[str]) -> int:
 def _panel(argv: Sequence[str]) -> int:
     import realtime.panel.__main__ as panel_cli
 
-    code = panel_cli.run(panel_cli.build_parser("stylelens panel").parse_args(argv))
+    args = panel_cli.build_parser("stylelens panel").parse_args(argv)
+    try:
+        code = panel_cli.run(args)
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM before the server settled into serving
+        print("interrupted", file=sys.stderr)
+        code = 130
     sys.stdout.flush()
     sys.stderr.flush()
     # As `python -m realtime.panel` does: skip interpreter teardown, where the web server's

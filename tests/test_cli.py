@@ -27,7 +27,7 @@ from stylelens.cli import VERBS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = shutil.which("stylelens")
-if SCRIPT and Path(SCRIPT).resolve().parent != Path(sys.executable).resolve().parent:
+if SCRIPT and Path(os.path.abspath(SCRIPT)).parent != Path(os.path.abspath(sys.executable)).parent:
     SCRIPT = None  # another environment's script would test another installation
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "stylelens"]
 
@@ -284,6 +284,7 @@ def test_panel_serves_the_page_and_stops_on_sigterm(tmp_path):
         assert page is not None, log.read_text()
         assert "gradio" in page.lower()
         assert f"stylelens panel on http://127.0.0.1:{port}" in log.read_text()
+        time.sleep(2)  # Gradio checks its own address after the page is up; a stop before that is an interrupt
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -176,7 +176,8 @@ def format_info(info: dict) -> str:
         ("platform", info["platform"]),
         ("torch", torch),
         ("torchvision", p["torchvision"] or "not installed"),
-        ("onnxruntime", f"{p['onnxruntime']} ({p['onnxruntime_package']}); providers: {', '.join(b['onnxruntime_providers'])}"),
+        ("onnxruntime", f"{p['onnxruntime']} ({p['onnxruntime_package']}); "
+                        f"providers: {', '.join(b['onnxruntime_providers'])}"),
         ("onnx", p["onnx"] or "not installed"),
         ("opencv", f"{p['opencv']}; video files: {', '.join(b['opencv_video_files'])}; "
                    f"cameras: {', '.join(b['opencv_cameras']) or 'none'}"),

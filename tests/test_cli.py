@@ -32,7 +32,8 @@ if SCRIPT and Path(os.path.abspath(SCRIPT)).parent != Path(os.path.abspath(sys.e
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "stylelens"]
 
 
-def stylelens(*args, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def stylelens(*args, cwd: Path | None = None, env: dict | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the command; the checkout's packages come first on the path, as in a source checkout."""
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                 **(env or {})}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
 
 from models.cli import min_int, one_line_warning
 from models.errors import UserError
@@ -41,9 +42,11 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m realtime", description=__doc__.splitlines()[0].split(": ", 1)[1],
-                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(prog: str = "python -m realtime") -> argparse.ArgumentParser:
+    """The parser of ``python -m realtime``; ``stylelens live`` and ``stylelens render`` use it too."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1],
+                                 epilog=EPILOG.replace("python -m realtime", prog),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", default="0",
                     help="camera index, video file, folder of images, rtsp/http URL, or 'demo' (default: 0)")
     ap.add_argument("--capture-size", type=_size, metavar="WxH", help="ask the camera (or demo) for this size")
@@ -88,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) -> int:
+    """Run with parsed arguments; ``report`` receives the summary (default: print it in one line)."""
     warnings.formatwarning = one_line_warning
     import os
 
@@ -134,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(format_summary(summary))
+    if report is None:
+        print(format_summary(summary))
+    else:
+        report(summary)
     if runner.lost:
         print(f"error: {runner.lost}", file=sys.stderr)
         return 1

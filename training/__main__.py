@@ -40,9 +40,10 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 _positive_int = min_int(1)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
+    """The parser of ``python -m training``; ``stylelens`` uses it too (its train, export, stylize)."""
     ap = argparse.ArgumentParser(
-        prog="python -m training", description="Train fast style networks, export them to ONNX, run them.",
+        prog=prog, description="Train fast style networks, export them to ONNX, run them.",
         epilog=EPILOG, formatter_class=_HelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{train,export,stylize}")
 
@@ -145,7 +146,11 @@ def _stylize(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; the exit code (2 for a problem with the user's input)."""
     warnings.formatwarning = one_line_warning
     try:
         {"train": _train, "export": _export, "stylize": _stylize}[args.command](args)

@@ -13,9 +13,10 @@ from models.backbones import BACKBONES
 from models.malloc import share_arenas
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser(prog: str = "python -m realtime.panel") -> argparse.ArgumentParser:
+    """The parser of ``python -m realtime.panel``; ``stylelens panel`` uses it too."""
     ap = argparse.ArgumentParser(
-        prog="python -m realtime.panel",
+        prog=prog,
         description="A Gradio page with every method of 'Visualizing and Understanding' CNNs "
                     "(filters, neighbours, t-SNE, patches, occlusion, saliency, guided backprop, Grad-CAM, "
                     "class visualisation, fooling images, feature inversion, DeepDream, texture synthesis, "
@@ -29,7 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted")
     ap.add_argument("--max-side", type=int, default=1024, help="uploads are shrunk to this longer side")
     ap.add_argument("--queue-size", type=int, default=16, help="requests that may wait for the slow methods")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl+C or SIGTERM; the exit code."""
     share_arenas(1)  # before Gradio starts its worker threads
 
     # Uploads and outputs go to a private temporary folder, removed at exit.

@@ -1,0 +1,1 @@
+"""The ``stylelens`` command: one verb per task, above ``realtime/`` and ``training/``."""

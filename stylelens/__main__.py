@@ -1,0 +1,7 @@
+"""``python -m stylelens``: the same as the ``stylelens`` command."""
+
+import sys
+
+from stylelens.cli import main
+
+sys.exit(main())

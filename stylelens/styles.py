@@ -1,0 +1,110 @@
+"""The style models at hand: the shipped zoo and the user's own folder, and a contact sheet.
+
+``stylelens styles`` lists them (file, size, architecture, loss network, the styles each
+holds); ``--sheet`` renders every style on one photo. What a model holds is read from its
+ONNX metadata, so the user's own models are described as well as the shipped ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models import zoo
+from models.errors import UserError
+from models.images import check_image_suffix, read_rgb, resize_max_side, write_rgb
+from models.onnx_style import META_ARCH, OnnxStyleModel
+from models.paths import user_styles_dir
+
+
+@dataclass
+class StyleModel:
+    """One ONNX style model file and what it holds; ``error`` says why it cannot be used."""
+
+    name: str
+    origin: str  # "shipped" or "user"
+    path: Path
+    bytes: int
+    styles: list[str] = field(default_factory=list)
+    arch: str | None = None
+    loss_net: str | None = None
+    border_pad: int = 0
+    error: str | None = None
+    model: OnnxStyleModel | None = field(default=None, repr=False)
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "origin": self.origin, "path": str(self.path), "bytes": self.bytes,
+                "styles": self.styles, "arch": self.arch, "loss_net": self.loss_net,
+                "border_pad": self.border_pad, "error": self.error}
+
+
+def _open(name: str, origin: str, path: Path, manifest_entry: dict | None = None) -> StyleModel:
+    """Describe ``path`` from its metadata (the manifest fills what a file lacks); never raises."""
+    entry = StyleModel(name, origin, path, path.stat().st_size if path.is_file() else 0)
+    try:
+        model = OnnxStyleModel(path, providers=["CPUExecutionProvider"], threads=1)
+    except UserError as e:
+        entry.error = str(e)
+        return entry
+    known = manifest_entry or {}
+    entry.model = model
+    entry.styles = model.styles
+    entry.arch = model.metadata.get(META_ARCH) or known.get("arch")
+    entry.loss_net = model.training.get("loss_net") or known.get("loss_net")
+    entry.border_pad = model.border_pad
+    return entry
+
+
+def list_styles() -> list[StyleModel]:
+    """The shipped models in the manifest's order (the default first), then the user's, by name."""
+    found = [_open(m["name"], "shipped", zoo.ZOO_DIR / m["file"], m) for m in zoo.manifest()["models"]]
+    folder = user_styles_dir()
+    if folder.is_dir():
+        found += [_open(p.stem, "user", p) for p in sorted(folder.glob("*.onnx"))]
+    return found
+
+
+def _put_text(canvas: np.ndarray, text: str, x: int, y: int, width: int, scale: float, color: tuple) -> None:
+    """Draw ``text`` with its baseline at ``y``, shrunk to fit ``width`` pixels."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text_w = cv2.getTextSize(text, font, scale, 1)[0][0]
+    if text_w > width:
+        scale *= width / text_w
+    cv2.putText(canvas, text, (x, y), font, scale, color, 1, cv2.LINE_AA)
+
+
+def contact_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str | os.PathLike,
+                  tile: int = 256, columns: int = 4) -> dict:
+    """Write the photo and every style of every usable model, each labelled, as one image.
+
+    Each tile is the photo at ``tile`` pixels on its longer side (never enlarged), under a
+    label band: the style's name, and the model that holds it. Returns what was written.
+    """
+    check_image_suffix(out)
+    small = resize_max_side(read_rgb(photo), tile)
+    tiles = [("photo", Path(photo).name, small)]
+    for m in models:
+        if m.model is None:
+            continue
+        for style in m.styles:
+            tiles.append((style, m.name, m.model.stylize(small, style)))
+    h, w = small.shape[:2]
+    band, gap = max(30, tile // 7), 4
+    cols = min(columns, len(tiles))
+    rows = math.ceil(len(tiles) / cols)
+    sheet = np.full((rows * (h + band + gap) + gap, cols * (w + gap) + gap, 3), 24, np.uint8)
+    for i, (title, subtitle, image) in enumerate(tiles):
+        x = gap + (i % cols) * (w + gap)
+        y = gap + (i // cols) * (h + band + gap)
+        sheet[y:y + h, x:x + w] = image
+        _put_text(sheet, title, x + 3, y + h + band * 13 // 30, w - 6, 0.5, (255, 255, 255))
+        _put_text(sheet, subtitle, x + 3, y + h + band * 26 // 30, w - 6, 0.4, (170, 170, 170))
+    write_rgb(out, sheet)
+    return {"path": str(Path(out).resolve()), "bytes": Path(out).stat().st_size, "width": sheet.shape[1],
+            "height": sheet.shape[0], "tiles": [{"style": t, "model": s} for t, s, _ in tiles[1:]],
+            "photo": str(Path(photo).resolve()), "tile_width": w, "tile_height": h}

@@ -54,7 +54,11 @@ def main() -> None:
                      "command": args.command, "machine": args.machine,
                      "wall_seconds": round(float(cfg.get("wall_seconds", 0.0))),
                      **({"stability_weight": settings["stability_weight"], "stability_noise": settings["stability_noise"]}
-                        if settings.get("stability_weight") else {})},
+                        if settings.get("stability_weight") else {}),
+                     # the style calibration's target and the weights it chose (see training.losses)
+                     **({"content_target": settings["content_target"],
+                         "style_weights_used": cfg.get("style_weights_used")}
+                        if settings.get("content_target") else {})},
         **({"border_pad": args.border_pad} if args.border_pad else {}),
         "parity_max_abs_diff": err,
         "date": datetime.date.today().isoformat(),

@@ -72,8 +72,8 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     t.add_argument("--style-weight", type=float,
                    help="style strength relative to the calibrated weight (default 1; 2 = twice the style): a short "
                         "calibration sets each painting's weight from the content loss (--content-target)")
-    t.add_argument("--content-target", type=float, default=1.7, metavar="C",
-                   help="content loss the calibration aims at (higher = more painting, less photo; default 1.7); "
+    t.add_argument("--content-target", type=float, default=1.5, metavar="C",
+                   help="content loss the calibration aims at (higher = more painting, less photo; default 1.5); "
                         "0 turns the calibration off and --style-weight becomes the absolute weight")
     t.add_argument("--tv-weight", type=float, help="total variation weight (default: the loss network's)")
     t.add_argument("--stability-weight", type=float, default=0.0,

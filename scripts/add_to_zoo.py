@@ -56,9 +56,9 @@ def main() -> None:
                      **({"stability_weight": settings["stability_weight"], "stability_noise": settings["stability_noise"]}
                         if settings.get("stability_weight") else {}),
                      # the style calibration's target and the weights it chose (see training.losses)
-                     **({"content_target": settings["content_target"],
+                     **({"structure_target": settings["structure_target"],
                          "style_weights_used": cfg.get("style_weights_used")}
-                        if settings.get("content_target") else {})},
+                        if settings.get("structure_target") else {})},
         **({"border_pad": args.border_pad} if args.border_pad else {}),
         "parity_max_abs_diff": err,
         "date": datetime.date.today().isoformat(),

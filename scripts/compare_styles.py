@@ -57,12 +57,11 @@ def palette_distance(result: np.ndarray, painting: np.ndarray, pixels: int = 200
 
 
 def structure_kept(result: np.ndarray, photo: np.ndarray) -> float:
-    """Correlation of the gradient magnitudes of two blurred grey RGB uint8 images of one size."""
-    def grad(rgb: np.ndarray) -> np.ndarray:
-        y = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2)
-        return np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1)).ravel()
+    """``training.losses.structure_kept`` (what the style calibration holds) of two RGB uint8 images."""
+    from models.images import rgb_to_tensor
+    from training.losses import structure_kept as kept
 
-    return float(np.corrcoef(grad(result), grad(photo))[0, 1])
+    return float(kept(rgb_to_tensor(result), rgb_to_tensor(photo))[0])
 
 
 def stylize_with(path: Path, photo: np.ndarray) -> np.ndarray:

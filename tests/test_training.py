@@ -13,7 +13,7 @@ from models.images import rgb_to_tensor, read_rgb, resize_max_side
 from models.style_net import StyleNet
 from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 from training.data import CropDataset
-from training.losses import PerceptualLoss, StyleCalibration, default_loss_config
+from training.losses import PerceptualLoss, StyleCalibration, default_loss_config, structure_kept
 from training.train import TrainSettings, build_training, train, train_step
 from visualize.losses import content_loss, gram, style_loss, tv_loss
 
@@ -240,21 +240,40 @@ class _FakeCriterion:
         self.style_scale = torch.ones(n)
 
 
-def test_style_calibration_moves_each_style_toward_the_content_target_then_freezes():
-    crit = _FakeCriterion(2)
-    cal = StyleCalibration(crit, target=1.0, start=2, steps=50, strength=2.0)
+def test_structure_kept_is_one_for_the_photo_and_falls_as_its_edges_go():
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.nn.functional.interpolate(torch.rand(2, 3, 12, 12, generator=gen), size=(48, 48), mode="nearest")
+    assert structure_kept(photo, photo).tolist() == pytest.approx([1.0, 1.0])
+    tinted = (photo * torch.tensor([0.5, 1.0, 0.2])[:, None, None] + 0.2).clamp(0, 1)  # new colours, same edges
+    other = torch.nn.functional.interpolate(torch.rand(2, 3, 12, 12, generator=gen), size=(48, 48), mode="nearest")
+    assert float(structure_kept(tinted, photo).min()) > 0.8 > 0.3 > float(structure_kept(other, photo).max())
+
+
+def _calibration_step(cal, step, kept_by_style):
+    """Feed the calibration outputs whose structure_kept against the photos is as given per style."""
+    gen = torch.Generator().manual_seed(step)
+    photo = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8, generator=gen), size=(32, 32), mode="nearest")
+    noise = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8, generator=gen), size=(32, 32), mode="nearest")
     idx = torch.tensor([0, 0, 1, 1])
-    content = torch.tensor([0.5, 0.5, 2.0, 2.0])  # style 0 keeps too much of the photo, style 1 too little
+    out = torch.stack([photo[i] if kept_by_style[int(idx[i])] else noise[i] for i in range(4)])
+    cal.update(step, out, photo, idx)
+
+
+def test_style_calibration_moves_each_style_toward_the_structure_target_then_freezes():
+    crit = _FakeCriterion(2)
+    cal = StyleCalibration(crit, target=0.6, start=2, steps=50, strength=2.0)
+    kept = {0: True, 1: False}  # style 0 keeps the whole photo (too little style), style 1 none of it
     for step in range(2):  # warm-up: untouched
-        cal.update(step, content, idx)
+        _calibration_step(cal, step, kept)
     assert crit.style_scale.tolist() == [1.0, 1.0]
     for step in range(2, 52):
-        cal.update(step, content, idx)
+        _calibration_step(cal, step, kept)
     up, down = crit.style_scale.tolist()
-    assert up > 2.0 * 1.2 and down < 2.0 / 1.2  # moved, then the strength (2x) applied once at the end
+    assert up > 2.0 * 1.5 and down < 2.0 / 1.5  # moved, then the strength (2x) applied once at the end
+    assert cal.measured[0] > 0.9 and cal.measured[1] < 0.3
     frozen = crit.style_scale.clone()
     for step in range(52, 60):
-        cal.update(step, content, idx)
+        _calibration_step(cal, step, kept)
     assert torch.equal(crit.style_scale, frozen)
     with pytest.raises(ValueError, match="target"):
         StyleCalibration(crit, target=0.0, start=0, steps=1)
@@ -265,9 +284,9 @@ def test_default_training_calibrates_the_style_weight_and_keeps_the_terms_in_bal
     # Defaults (no style weight given): the calibration sets the weight; both terms stay finite,
     # and neither swamps the other in the total.
     s = _settings(photos_dir, style_images, tmp_path / "run", steps=30, sample_every=30, checkpoint_every=30)
-    assert s.content_target > 0 and s.style_weight is None
+    assert 0 < s.structure_target < 1 and s.style_weight is None
     parts = build_training(s, torch.device("cpu"))
-    cal = StyleCalibration.for_run(parts.criterion, s.steps, s.content_target)
+    cal = StyleCalibration.for_run(parts.criterion, s.steps, s.structure_target)
     assert 0 < cal.start < cal.end <= s.steps
     ds = CropDataset(photos_dir, s.size)
     gen = torch.Generator().manual_seed(0)
@@ -290,4 +309,4 @@ def test_checkpoint_keeps_the_calibrated_style_weight(photos_dir, style_images, 
     ckpt = load_checkpoint(train(s, progress=False))
     used = ckpt["config"]["style_weights_used"]["stripes"]
     assert used == pytest.approx(10.0 * float(ckpt["style_scale"][0]))
-    assert used != 10.0  # the calibration ran (steps 2-5 of 20)
+    assert used != 10.0  # the calibration ran (steps 2-9 of 20)

@@ -70,11 +70,12 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     t.add_argument("--content-weight", type=float, help="content loss weight (default: the loss network's)")
     t.add_argument("--style-weight", type=float,
-                   help="style strength relative to the calibrated weight (default 1; 2 = twice the style): a short "
-                        "calibration sets each painting's weight from the content loss (--content-target)")
-    t.add_argument("--content-target", type=float, default=1.5, metavar="C",
-                   help="content loss the calibration aims at (higher = more painting, less photo; default 1.5); "
-                        "0 turns the calibration off and --style-weight becomes the absolute weight")
+                   help="style strength relative to the calibrated weight (default 1; 2 = twice the style): a "
+                        "calibration sets each painting's weight so the photo stays readable (--structure-target)")
+    t.add_argument("--structure-target", type=float, default=0.6, metavar="S",
+                   help="how much of the photo's edges the calibration keeps, 0-1 (lower = more painting; "
+                        "default 0.6, where Johnson et al.'s published models sit); 0 turns the calibration off "
+                        "and --style-weight becomes the absolute weight")
     t.add_argument("--tv-weight", type=float, help="total variation weight (default: the loss network's)")
     t.add_argument("--stability-weight", type=float, default=0.0,
                    help="weight of the noise-stability term (Gupta et al. 2017): the output for a photo and for the "
@@ -120,7 +121,7 @@ def _train(args: argparse.Namespace) -> None:
         style=args.style, names=args.names, data=args.data, out=args.out, loss_net=args.loss_net,
         loss_net_weights=args.loss_net_weights, arch=args.arch, size=args.size, style_size=args.style_size,
         batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
-        style_weight=args.style_weight, content_target=args.content_target, tv_weight=args.tv_weight,
+        style_weight=args.style_weight, structure_target=args.structure_target, tv_weight=args.tv_weight,
         stability_weight=args.stability_weight,
         stability_noise=args.stability_noise, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision, device=args.device,

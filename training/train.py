@@ -55,9 +55,9 @@ class TrainSettings:
     lr: float = 1e-3
     content_weight: float | None = None  # None: the loss network's default
     # With calibration (the default): a multiplier on the calibrated style weight (None: 1).
-    # Without (content_target 0): the style weight itself (None: the loss network's default).
+    # Without (structure_target 0): the style weight itself (None: the loss network's default).
     style_weight: float | None = None
-    content_target: float = 1.5  # the content loss the style calibration aims at; 0: no calibration
+    structure_target: float = 0.6  # the photo's edges kept, for the style calibration; 0: no calibration
     tv_weight: float | None = None
     stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
     stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units
@@ -175,7 +175,7 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     style_size = s.style_size or 2 * s.size
     style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p), style_size)).to(device) for p in s.style]
     backbone = load_backbone(s.loss_net, s.loss_net_weights, device=device)
-    absolute_style = None if s.content_target > 0 else s.style_weight
+    absolute_style = None if s.structure_target > 0 else s.style_weight
     loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight)
     criterion = PerceptualLoss(backbone, loss_cfg, style_tensors)
     del backbone  # the criterion holds its own folded copy
@@ -195,8 +195,8 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
 
     Returns the loss values (``total``, ``content``, ``style``, ``tv``, and ``stability``
     when on). ``check(values)`` runs after the backward pass and before the update, and
-    may raise to stop it. ``calibration`` (with the step number) is told each image's content
-    loss after the update.
+    may raise to stop it. ``calibration`` (with the step number) sees the outputs and photos
+    after the update.
 
     ``stability = (weight, noise)`` adds the noise-stability term of Gupta et al. 2017: the
     output for each photo and for the same photo plus Gaussian noise should agree, which
@@ -218,7 +218,6 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
         else:
             y = model(x, weights)
         losses = criterion(y, x, style_index)
-        content_per_image = losses.pop("content_per_image")
         if stability_weight:
             losses["stability"] = F.mse_loss(y_noisy.float(), y.float())
             losses["total"] = losses["total"] + stability_weight * losses["stability"]
@@ -230,7 +229,7 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
         check(values)
     opt.step()
     if calibration is not None:
-        calibration.update(step, content_per_image, style_index)
+        calibration.update(step, y.detach(), x, style_index)
     return values
 
 
@@ -265,8 +264,8 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         "precision": "bf16" if bf16 else "fp32", "world_size": world,
     }
     calibration = None
-    if s.content_target > 0:
-        calibration = StyleCalibration.for_run(criterion, s.steps, s.content_target,
+    if s.structure_target > 0:
+        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target,
                                                s.style_weight if s.style_weight is not None else 1.0)
 
     start = 0
@@ -337,8 +336,10 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
                             calibration=calibration, step=step)
         for k, v in values.items():  # exponential moving averages for the progress bar
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
-        if calibration is not None:  # the style weight in use (mean over styles)
+        if calibration is not None:  # the style weight in use (mean over styles), what it holds
             running["sw"] = criterion.config.style_weight * float(criterion.style_scale.mean())
+            if calibration.measured:
+                running["kept"] = sum(calibration.measured.values()) / len(calibration.measured)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
         done = step + 1

@@ -41,7 +41,7 @@ def test_palette_distance_is_small_for_the_same_colours_and_large_for_others(scr
 
 def test_structure_kept_is_one_for_the_photo_and_low_for_a_flat_or_other_image(script):
     photo = _photo()
-    assert script.structure_kept(photo, photo) == pytest.approx(1.0)
+    assert script.structure_kept(photo, photo) == pytest.approx(1.0, abs=1e-4)
     assert script.structure_kept(_photo(seed=5), photo) < 0.5
     assert script.structure_kept(cv2.GaussianBlur(photo, (0, 0), 1), photo) > 0.8
 

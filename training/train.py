@@ -57,7 +57,7 @@ class TrainSettings:
     # With calibration (the default): a multiplier on the calibrated style weight (None: 1).
     # Without (structure_target 0): the style weight itself (None: the loss network's default).
     style_weight: float | None = None
-    structure_target: float = 0.6  # the photo's edges kept, for the style calibration; 0: no calibration
+    structure_target: float = 0.55  # the photo's edges kept, for the style calibration; 0: no calibration
     tv_weight: float | None = None
     stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
     stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units

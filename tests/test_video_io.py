@@ -1,0 +1,234 @@
+"""Video files through the CLI: sound, every frame's time, rotation, size, codecs, Ctrl+C, letterboxing.
+
+Clips are made here with PyAV (tests/helpers/clips.py) and the results read back with PyAV.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.effects import EFFECTS, Effect, register
+from realtime.runner import Runner
+from realtime.sources import Source
+from realtime.video_io import VideoFileSink, VideoFileSource, available_codecs, letterbox
+from tests.helpers.clips import AUDIO_FRAME, AUDIO_RATE, make_clip, probe
+
+VFR_TIMES = [i / 10 for i in range(10)] + [1 + i / 30 for i in range(30)]  # 10 at 10 FPS, then 30 at 30 FPS
+ONE_AUDIO_FRAME = AUDIO_FRAME / AUDIO_RATE
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _render(source, out, *extra):
+    r = _run("--source", source, "--out", out, "--no-window", "--no-hud", "--effect", "none", *extra)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "vfr.mp4", VFR_TIMES, sound=2.0)
+
+
+def test_a_clip_keeps_its_sound_every_frame_and_each_frames_time(vfr_clip, tmp_path):
+    out = tmp_path / "styled.mp4"
+    r = _render(vfr_clip, out)  # no --no-drop: a file rendered to a file keeps every frame by default
+    assert "frames in 40, out 40, dropped 0" in r.stdout
+    assert "frame/s" in r.stderr  # the progress bar
+    src, res = probe(vfr_clip), probe(out)
+    assert res["codec"] == "h264" and res["pix_fmt"] == "yuv420p"
+    assert len(res["times"]) == len(src["times"]) == 40
+    assert np.abs(np.array(res["times"]) - src["times"]).max() < 1e-3  # variable frame rate survives
+    # the frames are the input's, in order (grey levels 5 apart), codec noise aside
+    level = lambda images: np.array([float(img[-10:, -10:].mean()) for img in images])  # noqa: E731
+    assert np.abs(level(res["images"]) - level(src["images"])).max() < 2
+    assert res["audio"]["codec"] == "aac"  # copied
+    assert abs(res["audio"]["seconds"] - src["audio"]["seconds"]) <= ONE_AUDIO_FRAME
+
+
+def test_a_rotated_phone_clip_comes_out_upright(tmp_path):
+    clip = make_clip(tmp_path / "phone.mp4", [i / 10 for i in range(5)], size=(160, 120), rotation=90, sound=None)
+    out = tmp_path / "out.mp4"
+    _render(clip, out)
+    res = probe(out)
+    assert res["size"] == (120, 160) and res["rotation"] == 0
+    # rotation 90 (counter-clockwise on display): the top-left white square ends bottom-left
+    white = res["images"][0][..., 0] > 200
+    ys, xs = np.nonzero(white)
+    assert ys.mean() > 160 * 0.75 and xs.mean() < 120 * 0.25
+
+
+@pytest.fixture(scope="module")
+def odd_clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("odd") / "odd.mkv", [i / 20 for i in range(8)], size=(161, 121),
+                     sound=0.5, codec="ffv1", pix_fmt="bgr0")
+
+
+def test_an_odd_size_is_kept_exactly_in_ffv1_and_padded_with_a_note_in_h264(odd_clip, tmp_path):
+    exact = tmp_path / "exact.mkv"
+    _render(odd_clip, exact, "--codec", "ffv1")
+    res = probe(exact)
+    assert res["codec"] == "ffv1" and res["size"] == (161, 121)
+    assert np.array_equal(res["images"][3], probe(odd_clip)["images"][3])  # lossless
+    padded = tmp_path / "padded.mp4"
+    r = _render(odd_clip, padded)
+    assert probe(padded)["size"] == (162, 122)
+    notes = [line for line in r.stderr.replace("\r", "\n").splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "161x121 is padded to 162x122" in notes[0]
+
+
+def test_sound_that_the_container_cannot_hold_is_re_encoded_with_a_note(vfr_clip, tmp_path):
+    out = tmp_path / "out.webm"
+    r = _render(vfr_clip, out)
+    assert "note: the sound (aac) cannot go into .webm as it is; re-encoded to Opus" in r.stderr
+    res = probe(out)
+    assert res["codec"] == "vp9" and res["audio"]["codec"] == "opus"
+    assert abs(res["audio"]["seconds"] - 2.0) < 0.05  # 2 s of sine, whatever the codec's padding
+    assert np.abs(np.array(res["times"]) - VFR_TIMES).max() < 2e-3  # WebM counts in milliseconds
+
+
+@pytest.mark.parametrize("codec", [c for c in ("vp9", "av1") if c in available_codecs()])
+def test_other_codecs_of_the_wheel(vfr_clip, tmp_path, codec):
+    out = tmp_path / "out.mkv"
+    _render(vfr_clip, out, "--codec", codec, "--max-frames", 5)
+    res = probe(out)
+    assert res["codec"] in {"vp9": ("vp9", "libvpx-vp9"), "av1": ("av1", "libdav1d", "libaom-av1")}[codec]
+    assert len(res["times"]) == 5
+
+
+def test_ctrl_c_leaves_a_playable_file_with_its_sound_up_to_there(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", [i / 30 for i in range(300)], size=(320, 240), sound=10.0)
+    out = tmp_path / "out.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(clip), "--out", str(out), "--no-window",
+                          "--no-hud", "--provider", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while p.poll() is None:  # until the progress bar passed 10 frames
+        seen = seen[-100:] + p.stderr.read1(100)
+        if max((int(n) for n in re.findall(rb"(\d+)/300", seen)), default=0) >= 10:
+            break
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr.decode()
+    assert b"interrupted: " in stderr
+    res = probe(out)
+    done = len(res["times"])
+    assert 10 <= done < 300
+    video_end = res["times"][-1] + 1 / 30
+    assert abs(res["audio"]["end"] - video_end) <= ONE_AUDIO_FRAME
+    assert f"out {done}".encode() in stdout
+
+
+def _circle_picture(w: int, h: int) -> np.ndarray:
+    img = np.full((h, w, 3), 40, np.uint8)
+    r = min(w, h) // 3
+    cv2.circle(img, (w // 2, h // 2), r, (255, 255, 255), -1)
+    return img
+
+
+def _circle_extent(image: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(image[..., 0] > 150)
+    return xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+
+@pytest.mark.parametrize("out_size", [None, "480x270"])
+def test_a_folder_of_mixed_sizes_is_letterboxed_never_stretched(tmp_path, out_size):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (w, h) in enumerate([(320, 240), (240, 320), (400, 100)]):
+        cv2.imwrite(str(folder / f"{i}.png"), _circle_picture(w, h))
+    out = tmp_path / "slides.mp4"
+    _render(folder, out, *(["--out-size", out_size] if out_size else []))
+    res = probe(out)
+    assert res["size"] == ((320, 240) if out_size is None else (480, 270))
+    assert len(res["images"]) == 3
+    for image in res["images"]:
+        w, h = _circle_extent(image)
+        assert abs(w - h) <= 2, (w, h)
+
+
+def test_letterbox_keeps_the_aspect_and_centres():
+    img = np.full((100, 400, 3), 255, np.uint8)
+    out = letterbox(img, (200, 200))
+    assert out.shape == (200, 200, 3)
+    rows = np.nonzero(out[:, 100, 0] > 0)[0]
+    assert rows.min() == 75 and rows.max() == 124
+
+
+class _Camera(Source):
+    """A live source that gives a frame every 0.1 s while claiming 30 FPS."""
+
+    live, fps = True, 30.0
+
+    def __init__(self, frames: int):
+        self.left = frames
+
+    def read(self):
+        if self.left == 0:
+            return None
+        self.left -= 1
+        time.sleep(0.1)
+        return np.full((48, 64, 3), 100, np.uint8)
+
+
+def test_a_live_source_is_recorded_at_its_capture_times(tmp_path):
+    out = tmp_path / "cam.mp4"
+    Runner(_Camera(6), [VideoFileSink(out, fps=30.0)], effect="none", drop=False, hud=False, stabilize=False).run()
+    gaps = np.diff(probe(out)["times"])
+    assert len(gaps) == 5 and gaps.min() >= 0.09  # real time between captures, not 1/30 s
+
+
+class _SlowEffect(Effect):
+    name = "slow-video-test"
+
+    def __init__(self, options=None):
+        pass
+
+    def __call__(self, frame):
+        time.sleep(0.05)
+        return frame
+
+
+def test_dropping_frames_of_a_file_keeps_the_times_of_those_kept(vfr_clip, tmp_path):
+    out = tmp_path / "dropped.mp4"
+    register(_SlowEffect)
+    try:
+        summary = Runner(VideoFileSource(vfr_clip), [VideoFileSink(out, fps=30.0)], effect=_SlowEffect.name,
+                         drop=True, hud=False, stabilize=False).run()
+    finally:
+        EFFECTS.pop(_SlowEffect.name)
+    times = probe(out)["times"]
+    assert summary["frames_out"] == len(times) < 40  # some were dropped
+    for t in times:  # each kept frame at its own time: the file plays at the input's speed
+        assert np.abs(np.array(VFR_TIMES) - t).min() < 1e-3
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--out", "{tmp}/missing/out.mp4"], "its folder does not exist"),
+    (["--out", "{tmp}/out.webm", "--codec", "h264"], "a .webm file cannot hold h264"),
+    (["--out", "{tmp}/out.mp4", "--codec", "ffv1"], "ffv1 (lossless) is written to .mkv only"),
+])
+def test_bad_output_choices_give_one_clear_line(vfr_clip, tmp_path, args, problem):
+    r = _run("--source", vfr_clip, "--no-window", *[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and problem in r.stderr, r.stderr
+    assert not list(tmp_path.glob("out.*"))
+
+
+def test_a_codec_the_wheel_lacks_is_named_with_those_it_has(monkeypatch, tmp_path):
+    import realtime.video_io as vio
+
+    monkeypatch.setattr(vio, "encoder_for", lambda codec: None if codec == "av1" else vio.CODECS[codec][0])
+    with pytest.raises(vio.UserError, match=r"no av1 encoder; available: h264, vp9, ffv1"):
+        VideoFileSink(tmp_path / "o.mkv", fps=30.0, codec="av1")

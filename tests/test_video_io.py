@@ -232,3 +232,79 @@ def test_a_codec_the_wheel_lacks_is_named_with_those_it_has(monkeypatch, tmp_pat
     monkeypatch.setattr(vio, "encoder_for", lambda codec: None if codec == "av1" else vio.CODECS[codec][0])
     with pytest.raises(vio.UserError, match=r"no av1 encoder; available: h264, vp9, ffv1"):
         VideoFileSink(tmp_path / "o.mkv", fps=30.0, codec="av1")
+
+
+# In a browser ------------------------------------------------------------------------------
+
+PLAY = """
+const [src, x, y, done] = arguments;
+const v = document.createElement('video');
+v.muted = true;
+v.src = src;
+v.onerror = () => done({error: v.error ? v.error.code + ' ' + v.error.message : 'error'});
+v.addEventListener('loadeddata', () => v.play());
+v.requestVideoFrameCallback(async (now, meta) => {
+  const f = new VideoFrame(v);
+  const rgba = new Uint8Array(f.allocationSize({format: 'RGBA'}));
+  await f.copyTo(rgba, {format: 'RGBA'});
+  const at = (py, px) => Array.from(rgba.slice((py * f.displayWidth + px) * 4, (py * f.displayWidth + px) * 4 + 3));
+  f.close();
+  v.pause();
+  done({duration: v.duration, width: v.videoWidth, height: v.videoHeight, mediaTime: meta.mediaTime,
+        marker: at(y, x), background: at(v.videoHeight - 1 - y, v.videoWidth - 1 - x),
+        audioBytes: v.webkitAudioDecodedByteCount});
+});
+document.body.appendChild(v);
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    import os
+    import shutil
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
+                "--disable-component-update", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(driver), options=opts)
+    drv.set_script_timeout(60)
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """tmp_path over HTTP on 127.0.0.1 (a page from file:// may not read video pixels)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_the_rendered_file_plays_in_chromium(chromium, served, tmp_path, suffix):
+    clip = make_clip(tmp_path / "in.mp4", [i / 30 for i in range(60)], size=(160, 120), sound=2.0)
+    _render(clip, tmp_path / f"styled{suffix}")
+    chromium.get(served + "/")
+    got = chromium.execute_async_script(PLAY, f"/styled{suffix}", 10, 10)
+    assert "error" not in got, got
+    assert abs(got["duration"] - 2.0) < 0.1 and (got["width"], got["height"]) == (160, 120)
+    assert min(got["marker"]) > 200 and max(got["background"]) < 80, got  # a real decoded frame
+    assert got["audioBytes"] > 0  # the sound track was decoded too

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(source, sinks, effect=args.effect, options=options, drop=not (args.no_drop or render),
                         stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
                         snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
-                        reconnect_timeout=args.reconnect_timeout, log=log, progress=render)
+                        reconnect_timeout=args.reconnect_timeout, log=log, progress=render and sys.stderr.isatty())
         summary = runner.run()
     except UserError as e:
         if source is not None:

@@ -276,7 +276,7 @@ class Runner:
             from tqdm import tqdm
 
             total = min(filter(None, (getattr(self.source, "frames", None), self.max_frames)), default=None)
-            self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False)
+            self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True)
         try:
             while self.running:
                 while pending and pending[0][2].done():

@@ -5,10 +5,15 @@ Clips are made here with PyAV (tests/helpers/clips.py) and the results read back
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -46,7 +51,6 @@ def test_a_clip_keeps_its_sound_every_frame_and_each_frames_time(vfr_clip, tmp_p
     out = tmp_path / "styled.mp4"
     r = _render(vfr_clip, out)  # no --no-drop: a file rendered to a file keeps every frame by default
     assert "frames in 40, out 40, dropped 0" in r.stdout
-    assert "frame/s" in r.stderr  # the progress bar
     src, res = probe(vfr_clip), probe(out)
     assert res["codec"] == "h264" and res["pix_fmt"] == "yuv420p"
     assert len(res["times"]) == len(src["times"]) == 40
@@ -56,6 +60,13 @@ def test_a_clip_keeps_its_sound_every_frame_and_each_frames_time(vfr_clip, tmp_p
     assert np.abs(level(res["images"]) - level(src["images"])).max() < 2
     assert res["audio"]["codec"] == "aac"  # copied
     assert abs(res["audio"]["seconds"] - src["audio"]["seconds"]) <= ONE_AUDIO_FRAME
+
+
+def test_a_file_render_shows_progress_with_frames_and_time_left(vfr_clip, tmp_path, capsys):
+    Runner(VideoFileSource(vfr_clip), [VideoFileSink(tmp_path / "o.mp4", fps=30.0)], effect="none", drop=False,
+           hud=False, progress=True).run()
+    bar = capsys.readouterr().err
+    assert "40/40" in bar and "frame/s" in bar and "<00:00" in bar  # done, speed, time left
 
 
 def test_a_rotated_phone_clip_comes_out_upright(tmp_path):
@@ -111,15 +122,24 @@ def test_other_codecs_of_the_wheel(vfr_clip, tmp_path, codec):
 def test_ctrl_c_leaves_a_playable_file_with_its_sound_up_to_there(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", [i / 30 for i in range(300)], size=(320, 240), sound=10.0)
     out = tmp_path / "out.mp4"
+    terminal, child_end = pty.openpty()  # stderr on a terminal (of 100 columns): the progress bar shows
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     p = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(clip), "--out", str(out), "--no-window",
-                          "--no-hud", "--provider", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen = b""
-    while p.poll() is None:  # until the progress bar passed 10 frames
-        seen = seen[-100:] + p.stderr.read1(100)
-        if max((int(n) for n in re.findall(rb"(\d+)/300", seen)), default=0) >= 10:
+                          "--no-hud", "--provider", "cpu"], stdout=subprocess.PIPE, stderr=child_end)
+    os.close(child_end)
+    stderr = b""
+    while p.poll() is None:  # until the bar passed 10 frames
+        stderr += os.read(terminal, 1000)
+        if max((int(n) for n in re.findall(rb"(\d+)/300", stderr[-300:])), default=0) >= 10:
             break
     p.send_signal(signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=120)
+    stdout, _ = p.communicate(timeout=120)
+    while True:
+        try:
+            stderr += os.read(terminal, 10000)
+        except OSError:  # the child's end closed
+            break
+    os.close(terminal)
     assert p.returncode == 130, stderr.decode()
     assert b"interrupted: " in stderr
     res = probe(out)

@@ -150,7 +150,8 @@ def _stylize(args: argparse.Namespace) -> None:
     if not args.out:
         raise UserError("several images or a folder need --out FOLDER")
     written, skipped = stylize_many(model, args.images, args.out, blend=args.blend, max_size=args.max_size,
-                                    providers=providers, log=lambda m: tqdm.write(m, file=sys.stderr))
+                                    providers=providers, progress=sys.stderr.isatty(),
+                                    log=lambda m: tqdm.write(m, file=sys.stderr))
     if not written:
         raise UserError(f"no image could be read ({len(skipped)} skipped)")
     print(f"wrote {len(written)} image{'s' * (len(written) != 1)} to {args.out}"

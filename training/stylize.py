@@ -65,7 +65,7 @@ def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
     from tqdm import tqdm
 
     written, skipped = [], []
-    bar = tqdm(files, unit="image", disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(files, unit="image", disable=not progress, dynamic_ncols=True)
     for f in bar:
         try:
             rgb = resize_max_side(read_rgb(f), max_size)

@@ -17,6 +17,7 @@ import termios
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -176,6 +177,21 @@ def test_a_folder_of_mixed_sizes_is_letterboxed_never_stretched(tmp_path, out_si
     for image in res["images"]:
         w, h = _circle_extent(image)
         assert abs(w - h) <= 2, (w, h)
+
+
+@pytest.mark.parametrize("colorspace, color_range", [("ITU601", "MPEG"), ("ITU709", "MPEG"), ("ITU601", "JPEG")])
+def test_decoding_follows_each_frames_matrix_and_range_as_ffmpeg_does(colorspace, color_range):
+    from realtime.video_io import CONVERT, frame_to_bgr
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3)).astype(np.uint8), (9, 9), 3)
+    image = np.clip(image.astype(int) * 2 - 128, 0, 255).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(
+        format="yuv420p", interpolation=CONVERT, dst_colorspace=colorspace, dst_color_range=color_range)
+    ours = frame_to_bgr(frame).astype(int)
+    ffmpeg = frame.to_ndarray(format="bgr24", interpolation=CONVERT, src_color_range=frame.color_range).astype(int)
+    assert np.abs((ours - ffmpeg).mean(axis=(0, 1))).max() < 0.3 and np.abs(ours - ffmpeg).mean() < 1.5
+    assert np.abs(ours - image).mean() < 3  # and close to what was encoded
 
 
 def test_letterbox_keeps_the_aspect_and_centres():

@@ -190,7 +190,7 @@ def test_decoding_follows_each_frames_matrix_and_range_as_ffmpeg_does(colorspace
         format="yuv420p", interpolation=CONVERT, dst_colorspace=colorspace, dst_color_range=color_range)
     ours = frame_to_bgr(frame).astype(int)
     ffmpeg = frame.to_ndarray(format="bgr24", interpolation=CONVERT, src_color_range=frame.color_range).astype(int)
-    assert np.abs((ours - ffmpeg).mean(axis=(0, 1))).max() < 0.3 and np.abs(ours - ffmpeg).mean() < 1.5
+    assert np.abs(ours - ffmpeg).mean() < 0.8  # the other matrix, or the other range, gives 1.7 or more
     assert np.abs(ours - image).mean() < 3  # and close to what was encoded
 
 

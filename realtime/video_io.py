@@ -67,13 +67,28 @@ def _inverse(m: np.ndarray) -> np.ndarray:
     return np.hstack([inv, -inv @ m[:, 3:]]).astype(np.float32)
 
 
+ENCODE = {full: _bgr_to_yuv(0.299, 0.114, full) for full in (False, True)}  # written as BT.601
 DECODE = {(cs, full): _inverse(_bgr_to_yuv(*((0.2126, 0.0722) if cs == BT709 else (0.299, 0.114)), full))
           for cs in (BT709, 0) for full in (False, True)}
 
 
+def bgr_to_yuv420p(image: np.ndarray, full_range: bool = False) -> av.VideoFrame:
+    """A BGR image of even sides as a BT.601 4:2:0 frame, each chroma sample the mean of 2x2 pixels.
+
+    In OpenCV: 2-3x quicker than swscale's accurate mode, which took longer than the encoder
+    (OpenCV's own BGR2YUV_I420 keeps one chroma sample of four).
+    """
+    h, w = image.shape[:2]
+    y, cb, cr = cv2.split(cv2.transform(image, ENCODE[full_range]))
+    half = (w // 2, h // 2)
+    cb, cr = (cv2.resize(c, half, interpolation=cv2.INTER_AREA) for c in (cb, cr))
+    planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()]).reshape(h * 3 // 2, w)
+    return av.VideoFrame.from_ndarray(planes, format="yuvj420p" if full_range else "yuv420p")
+
+
 def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as BGR uint8: 8-bit 4:2:0 of even sides here, with its own matrix and range
-    (a third quicker than swscale's accurate mode); anything else through swscale."""
+    (2-3x quicker than swscale's accurate mode); anything else through swscale."""
     h, w = frame.height, frame.width
     name = frame.format.name
     if name not in ("yuv420p", "yuvj420p") or h % 2 or w % 2:
@@ -82,9 +97,9 @@ def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
     y = planes[:h]
     u = planes[h:h + h // 4].reshape(h // 2, w // 2)
     v = planes[h + h // 4:].reshape(h // 2, w // 2)
-    chroma = cv2.resize(np.dstack([u, v]), (w, h), interpolation=cv2.INTER_LINEAR)
+    u, v = (cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in (u, v))
     full = name == "yuvj420p" or frame.color_range == 2
-    return cv2.transform(np.dstack([y, chroma]), DECODE[(BT709 if frame.colorspace == BT709 else 0, full)])
+    return cv2.transform(cv2.merge([y, u, v]), DECODE[(BT709 if frame.colorspace == BT709 else 0, full)])
 
 
 def available_codecs() -> list[str]:
@@ -360,10 +375,10 @@ class VideoFileSink(Sink):
         if pts is None:
             pts = self.frames / self.fps
         ticks = max(round(pts / self.time_base), self._last_pts + 1)  # strictly increasing, as encoders need
-        video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
-        if self.stream.pix_fmt.startswith("yuv"):
-            video = video.reformat(format=self.stream.pix_fmt, interpolation=CONVERT, dst_colorspace="ITU601",
-                                   dst_color_range="JPEG" if self.stream.pix_fmt.startswith("yuvj") else "MPEG")
+        if self.stream.pix_fmt in ("yuv420p", "yuvj420p"):
+            video = bgr_to_yuv420p(frame, full_range=self.stream.pix_fmt == "yuvj420p")
+        else:
+            video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
         video.pts, video.time_base = ticks, self.time_base
         self.container.mux(self.stream.encode(video))
         if self.audio is not None:

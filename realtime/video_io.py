@@ -143,7 +143,8 @@ class VideoFileSource(Source):
     """Frames of a video file in order, upright (its rotation applied), with their times.
 
     ``read_timed()`` gives (BGR frame, seconds from the start of the file). ``frames`` is
-    the number of frames the file announces (0 when it does not), for progress bars.
+    the number of frames the file announces (0 when it does not), for progress bars;
+    ``size`` the (w, h) of its first frame, upright.
     """
 
     live = False
@@ -176,6 +177,7 @@ class VideoFileSource(Source):
             self.container.close()
             raise InputFileError(self.path, "no readable frame in this video")
         self._first: tuple[np.ndarray, float] | None = first
+        self.size = first[0].shape[1::-1]  # (w, h) of the upright frames
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         try:

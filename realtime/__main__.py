@@ -16,6 +16,7 @@ from models.cli import min_int, one_line_warning
 from models.errors import UserError
 
 EFFECT_NAMES = ("style", "saliency", "deepdream", "activations", "none")  # realtime.effects.EFFECTS
+CODEC_NAMES = ("h264", "vp9", "av1", "ffv1", "mjpeg")  # realtime.video_io.CODECS, without importing av here
 
 EPILOG = """keys (in the window):
   n / p   next / previous style (or layer, or saliency mode)
@@ -26,7 +27,8 @@ EPILOG = """keys (in the window):
 examples:
   python -m realtime                                  # webcam 0, shipped style, in a window
   python -m realtime --source demo                    # no camera needed
-  python -m realtime --source clip.mp4 --out styled.mp4 --no-window --no-drop
+  python -m realtime --source clip.mp4 --out styled.mp4 --no-window   # every frame, with its sound
+  python -m realtime --source photos/ --out slides.mp4 --no-window --out-size 1280x720
   python -m realtime --model five.onnx --blend starry_night=0.5 the_scream=0.5
   python -m realtime --effect saliency --saliency-mode smoothgrad
 """
@@ -75,10 +77,18 @@ def build_parser(prog: str = "python -m realtime") -> argparse.ArgumentParser:
     ap.add_argument("--dream-steps", type=min_int(1), default=2, help="gradient steps per frame for deepdream")
     ap.add_argument("--no-stabilize", action="store_true", help="turn off the optical-flow stabiliser of the style effect")
     ap.add_argument("--no-window", action="store_true", help="run headless (no OpenCV window)")
-    ap.add_argument("--out", metavar="FILE", help="also record the output (.mp4, .avi, .webm)")
+    ap.add_argument("--out", metavar="FILE",
+                    help="also record the output (.mp4, .mov, .mkv, .webm, .avi) with each frame's time and, "
+                         "from a video file, its sound")
+    ap.add_argument("--codec", choices=CODEC_NAMES,
+                    help="video codec of --out (default: h264 for .mp4/.mov/.mkv, vp9 for .webm, mjpeg for .avi); "
+                         "ffv1 is lossless, in .mkv; which exist depends on the PyAV wheel")
+    ap.add_argument("--out-size", type=_size, metavar="WxH",
+                    help="size of --out (default: the first frame's); other sizes are letterboxed, never stretched")
     ap.add_argument("--virtual-cam", action="store_true", help="send the output to a virtual camera (pyvirtualcam)")
     ap.add_argument("--no-drop", action="store_true",
-                    help="process every frame in order instead of only the newest (offline rendering of files)")
+                    help="process every frame in order instead of only the newest (the default already for a "
+                         "video file or folder rendered to --out without a window)")
     ap.add_argument("--max-frames", type=min_int(1), metavar="N", help="stop after N output frames")
     ap.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S",
                     help="a camera or stream that stops giving frames is reopened, with growing pauses, "
@@ -107,8 +117,9 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
     from models.onnx_style import parse_blend
     from realtime.effects import EffectOptions
     from realtime.runner import Runner, format_summary
-    from realtime.sinks import VideoFileSink, VirtualCamSink, WindowSink
-    from realtime.sources import open_source
+    from realtime.sinks import VirtualCamSink, WindowSink
+    from realtime.sources import ImageFolderSource, open_source
+    from realtime.video_io import VideoFileSink, VideoFileSource
 
     source = None
     try:
@@ -117,18 +128,27 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
                                 weights=args.weights, layer=args.layer, target=args.target,
                                 saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads,
                                 border_pad=args.border_pad, workers=args.workers)
+        from tqdm import tqdm
+
+        log = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731  (above a progress bar, if one is shown)
         source = open_source(args.source, args.capture_size)
+        from_file = isinstance(source, VideoFileSource)
         sinks = []
         if args.out:
-            sinks.append(VideoFileSink(args.out, source.fps))
+            sinks.append(VideoFileSink(args.out, source.fps, codec=args.codec, size=args.out_size, log=log,
+                                       audio_from=source.path if from_file and source.has_audio else None,
+                                       time_base=source.time_base if from_file else None))
         if args.virtual_cam:
             sinks.append(VirtualCamSink(source.fps))
         if not args.no_window:
             sinks.append(WindowSink())
-        runner = Runner(source, sinks, effect=args.effect, options=options, drop=not args.no_drop,
+        # A file or folder rendered to a file, with no one watching: every frame, with a progress bar.
+        render = (bool(args.out) and (from_file or isinstance(source, ImageFolderSource))
+                  and not any(s.live for s in sinks))
+        runner = Runner(source, sinks, effect=args.effect, options=options, drop=not (args.no_drop or render),
                         stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
                         snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
-                        reconnect_timeout=args.reconnect_timeout, log=lambda m: print(m, file=sys.stderr))
+                        reconnect_timeout=args.reconnect_timeout, log=log, progress=render and sys.stderr.isatty())
         summary = runner.run()
     except UserError as e:
         if source is not None:
@@ -145,6 +165,9 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
         print(format_summary(summary))
     else:
         report(summary)
+    if runner.interrupted:
+        print(f"interrupted{f': {args.out} holds what was done' if args.out else ''}", file=sys.stderr)
+        return 130
     if runner.lost:
         print(f"error: {runner.lost}", file=sys.stderr)
         return 1

@@ -93,14 +93,18 @@ class Runner:
     """Runs effects on a source and sends the results to sinks.
 
     ``drop=True`` (live use) reads the source in a thread that keeps only the newest
-    frame; ``drop=False`` processes every frame in order (offline rendering).
+    frame; ``drop=False`` processes every frame in order (offline rendering). Each frame
+    reaches the sinks with its presentation time: the file's own, else the capture time
+    of a live source, else its index over the frame rate. ``progress`` shows a tqdm bar
+    (for file renders). Ctrl+C ends the run like a quit (:attr:`interrupted`), so the
+    sinks close properly and a recorded file stays playable.
     """
 
     def __init__(self, source: Source, sinks: Sequence[Sink], effect: str = "style",
                  options: EffectOptions | None = None, effects: Sequence[str] | None = None,
                  drop: bool = True, stabilize: bool = True, hud: bool = True, max_frames: int | None = None,
                  snapshot_dir: str | Path = ".", snapshot_at: Sequence[int] = (),
-                 reconnect_timeout: float = 60.0, log: Callable[[str], None] = print):
+                 reconnect_timeout: float = 60.0, log: Callable[[str], None] = print, progress: bool = False):
         self.source, self.sinks = source, list(sinks)
         self.options = options or EffectOptions()
         self.effect_names = list(effects or EFFECTS)
@@ -115,6 +119,10 @@ class Runner:
         self.log = log
         self.reconnect_timeout = reconnect_timeout
         self.lost: str | None = None  # set when a live source was lost for good; the run then ends
+        self.interrupted = False  # Ctrl+C ended the run
+        self.progress = progress
+        self._bar = None
+        self._t0: float | None = None  # capture time of the first frame of a live source
         self.stats = Stats()
         self.running = True
         self._grabber: LatestFrameGrabber | None = None
@@ -213,11 +221,21 @@ class Runner:
                 if self._grabber.lost:
                     self._show_waiting(self._grabber.lost)
             return frame
-        image = self.source.read()
-        if image is None:
+        got = self.source.read_timed()
+        if got is None:
             return _END
         self._read += 1
-        return Frame(image, self._read - 1, time.perf_counter())
+        return Frame(got[0], self._read - 1, time.perf_counter(), got[1])
+
+    def _pts(self, frame: Frame) -> float:
+        """When the frame is shown, in seconds from the start of the output."""
+        if frame.pts is not None:
+            return frame.pts
+        if self.source.live:
+            if self._t0 is None:
+                self._t0 = frame.captured
+            return frame.captured - self._t0
+        return frame.index / self.source.fps
 
     def _start(self, frame: Frame, pool: ThreadPoolExecutor) -> Future:
         """The effect on ``frame``: in a worker thread, or here and now for a one-worker effect."""
@@ -231,11 +249,14 @@ class Runner:
         out = self._finish(frame, result.result(), effect_name)
         if self.stats.frames_out + 1 in self.snapshot_at:
             self.snapshot()
+        pts = self._pts(frame)
         for sink in self.sinks:
-            key = sink.write(out)
+            key = sink.write_at(out, pts)
             if key is not None:
                 self.on_key(key)
         self.stats.record(frame.captured)
+        if self._bar is not None:
+            self._bar.update(1)
 
     def run(self) -> dict:
         """Run until the source ends, ``max_frames`` are out, or quit; returns the summary."""
@@ -250,6 +271,12 @@ class Runner:
         pending: deque[tuple[Frame, str, Future]] = deque()
         pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="effect")
         self._read = 0  # frames read from a file source (no-drop mode)
+        ended = False  # the source ran out, and everything read was written
+        if self.progress:
+            from tqdm import tqdm
+
+            total = min(filter(None, (getattr(self.source, "frames", None), self.max_frames)), default=None)
+            self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True)
         try:
             while self.running:
                 while pending and pending[0][2].done():
@@ -263,14 +290,23 @@ class Runner:
                     break
                 frame = self._next_frame(POLL_SECONDS if pending else 0.25)
                 if frame is _END:
+                    ended = True
                     break
                 if frame is not None:
                     pending.append((frame, self.effect_name, self._start(frame, pool)))
             while pending and self.running:  # the source ended: what is in flight leaves too
                 self._emit(*pending.popleft())
+            if ended and not pending:
+                for sink in self.sinks:
+                    sink.end_of_stream()
         except SourceLost as e:  # the run ends, with its summary; the caller reports the loss
             self.lost = str(e)
+        except KeyboardInterrupt:  # a quit: the sinks below close, so a recorded file stays playable
+            self.interrupted = True
         finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
             pool.shutdown(wait=True, cancel_futures=True)
             if self._grabber:
                 self._grabber.close()
@@ -281,5 +317,7 @@ class Runner:
         # frames taken but never shown (a quit or a lost source with frames in flight) count as dropped
         frames_in = self._grabber.captured if self._grabber else self._read
         dropped = (self._grabber.dropped if self._grabber else 0) + len(pending)
+        if self.interrupted:  # Ctrl+C may land between taking a frame and showing it
+            dropped = frames_in - self.stats.frames_out
         reconnects = self._grabber.reconnects if self._grabber else 0
         return self.stats.summary(frames_in, dropped, reconnects)

@@ -1,4 +1,4 @@
-"""Where frames go: an OpenCV window, a video file, a virtual camera.
+"""Where frames go: an OpenCV window, a virtual camera (video files: :mod:`realtime.video_io`).
 
 Each sink takes BGR uint8 frames. :class:`WindowSink` also returns the key pressed,
 which the runner turns into actions.
@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from models.errors import InputFileError, UserError, first_line
-
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
+from models.errors import UserError, first_line
 
 
 class Sink:
@@ -25,43 +22,15 @@ class Sink:
         """Show or store a frame; a sink with a keyboard returns the key pressed, or None."""
         raise NotImplementedError
 
+    def write_at(self, frame: np.ndarray, pts: float) -> int | None:
+        """Show or store a frame meant for ``pts`` seconds from the start; only files keep the time."""
+        return self.write(frame)
+
+    def end_of_stream(self) -> None:
+        """The source ended (not a quit or a cut): a file sink may add what follows its last frame."""
+
     def close(self) -> None:
         pass
-
-
-class VideoFileSink(Sink):
-    """A video file; the codec follows the suffix (.mp4 -> mp4v, .avi -> MJPG, .webm -> VP8).
-
-    The first frame fixes the video's size; later frames of another size (a folder of
-    photos) are resized to it, since a video writer silently drops frames that differ.
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float):
-        self.path = Path(path)
-        if self.path.suffix.lower() not in FOURCC_BY_SUFFIX:
-            raise InputFileError(self.path, f"unsupported video suffix; use one of {sorted(FOURCC_BY_SUFFIX)}")
-        if not self.path.parent.exists():
-            raise InputFileError(self.path, "its folder does not exist")
-        self.fps = fps
-        self.writer: cv2.VideoWriter | None = None
-        self.frames = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        if self.writer is None:
-            h, w = frame.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise InputFileError(self.path, "cannot write a video here (codec or permissions)")
-            self.size = (w, h)
-        if frame.shape[1::-1] != self.size:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(frame)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
 
 
 class WindowSink(Sink):

@@ -26,11 +26,13 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 @dataclass
 class Frame:
-    """A captured frame: BGR uint8 HWC, its sequence number and capture time (perf_counter)."""
+    """A captured frame: BGR uint8 HWC, its sequence number, capture time (perf_counter) and
+    presentation time in seconds from the start of its file (None for sources without one)."""
 
     image: np.ndarray
     index: int
     captured: float
+    pts: float | None = None
 
 
 class Source:
@@ -43,6 +45,11 @@ class Source:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def read_timed(self) -> tuple[np.ndarray, float | None] | None:
+        """The next frame and its presentation time in seconds (None where the source has none)."""
+        image = self.read()
+        return None if image is None else (image, None)
+
     def reopen(self) -> bool:
         """Try to reconnect a live source that stopped giving frames; True when it is back."""
         return False
@@ -52,7 +59,8 @@ class Source:
 
 
 class CaptureSource(Source):
-    """A webcam index, a video file or a URL, through cv2.VideoCapture."""
+    """A webcam index or a stream URL, through cv2.VideoCapture (files go through PyAV:
+    :class:`realtime.video_io.VideoFileSource`)."""
 
     def __init__(self, spec: str | int, size: tuple[int, int] | None = None):
         self.spec, self.size = spec, size
@@ -112,6 +120,7 @@ class ImageFolderSource(Source):
         if not self.files:
             raise InputFileError(folder, "no images in this folder")
         self.fps = fps
+        self.frames = len(self.files)  # at most: unreadable ones are skipped
         self._next = 0
 
     def read(self) -> np.ndarray | None:
@@ -206,7 +215,9 @@ def open_source(spec: str, size: tuple[int, int] | None = None) -> Source:
         raise InputFileError(path, "file is empty")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise InputFileError(path, "is a single image: give a folder of images or a video")
-    return CaptureSource(str(path))
+    from realtime.video_io import VideoFileSource
+
+    return VideoFileSource(path)
 
 
 class SourceLost(UserError):
@@ -216,7 +227,7 @@ class SourceLost(UserError):
 class LatestFrameGrabber:
     """Reads a source in a thread and keeps only the newest frame (latency first).
 
-    Non-live sources (files, the demo) are paced at their frame rate, as a camera would
+    Non-live sources (files, the demo) are paced at their frames' times (or frame rate), as a camera would
     deliver them. ``get()`` returns the newest frame not yet taken, waiting for one;
     None once the source has ended and its last frame was taken.
 
@@ -246,12 +257,12 @@ class LatestFrameGrabber:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 
-    def _read(self) -> np.ndarray | None:
-        """The next frame; for a live source, a failing read counts as the source going away."""
+    def _read(self) -> tuple[np.ndarray, float | None] | None:
+        """The next frame and its time; for a live source, a failing read counts as the source going away."""
         if not self.source.live:
-            return self.source.read()
+            return self.source.read_timed()
         try:
-            return self.source.read()
+            return self.source.read_timed()
         except Exception:
             return None
 
@@ -284,10 +295,11 @@ class LatestFrameGrabber:
     def _run(self) -> None:
         period = 1.0 / self.source.fps
         next_time = time.perf_counter()
+        origin: float | None = None  # perf_counter time of presentation time 0, for files that have one
         try:
             while not self._stop.is_set():
-                image = self._read()
-                if image is None:
+                got = self._read()
+                if got is None:
                     if not self.source.live:
                         break
                     if self._reconnect():
@@ -296,14 +308,20 @@ class LatestFrameGrabber:
                         raise SourceLost(f"{self.source.name}: no frames, and not back after "
                                          f"{self.reconnect_timeout:g} s of retrying")
                     break
-                frame = Frame(image, self.captured, time.perf_counter())
+                if self.pace and got[1] is not None:  # a file is shown at its own times (variable rate too)
+                    origin = time.perf_counter() - got[1] if origin is None else origin
+                    delay = origin + got[1] - time.perf_counter()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                    origin -= min(delay, 0.0)  # fallen behind: the clock restarts from here
+                frame = Frame(got[0], self.captured, time.perf_counter(), got[1])
                 with self._cond:
                     if self._latest is not None:
                         self.dropped += 1  # the consumer never saw it
                     self._latest = frame
                     self.captured += 1
                     self._cond.notify()
-                if self.pace:
+                if self.pace and got[1] is None:
                     next_time += period
                     delay = next_time - time.perf_counter()
                     if delay > 0:

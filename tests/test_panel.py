@@ -130,6 +130,20 @@ def test_a_video_as_gallery(client, tmp_path):
     assert all(item["caption"].startswith("clip.mp4 frame") for item in by_feature)
 
 
+def test_fast_style_renders_a_whole_clip_with_its_sound(client, tmp_path):
+    from tests.helpers.clips import make_clip, probe
+
+    times = [i / 10 for i in range(5)] + [0.5 + i / 30 for i in range(9)]  # a variable frame rate
+    clip = make_clip(tmp_path / "clip.mp4", times, size=(96, 72), sound=0.8)
+    result = client.predict(handle_file(str(clip)), zoo.manifest()["models"][0]["name"], "",
+                            api_name="/fast_style_video")
+    out = probe(Path(result["video"] if isinstance(result, dict) else result))
+    assert out["codec"] == "h264" and out["size"] == (96, 72)
+    assert np.abs(np.array(out["times"]) - times).max() < 1e-3
+    assert abs(out["audio"]["seconds"] - probe(clip)["audio"]["seconds"]) < 0.03
+    assert np.abs(out["images"][0].astype(int) - probe(clip)["images"][0]).mean() > 10  # stylised
+
+
 def test_attribution_tabs(client, cat):
     heat, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "", 56, 56, api_name="/occlusion")
     assert max(_img(heat).shape[:2]) == 224
@@ -296,6 +310,27 @@ def test_page_shows_a_clear_message_for_a_file_that_is_not_an_image(browser, ser
     browser.find_element(By.ID, "saliency-run").click()
     _wait(browser, lambda d: "notes.jpg: not a readable image" in d.find_element(By.TAG_NAME, "body").text, 60)
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_a_video_upload_is_stylised_and_plays_in_the_page(browser, server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.helpers.clips import make_clip
+
+    clip = make_clip(tmp_path / "walk.mp4", [i / 15 for i in range(15)], size=(96, 72), sound=1.0)
+    browser.get(server["url"])
+    _open_tab(browser, "Fast style")
+    field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#style-video-in input[type=file]"))
+    field.send_keys(str(clip))
+    time.sleep(1)
+    browser.find_element(By.ID, "style-video-run").click()
+    video = _wait(browser, lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#style-video-out video")), None), 120)
+    state = _wait(browser, lambda d: d.execute_script(
+        "const v = arguments[0]; v.muted = true; v.play();"
+        "return v.readyState >= 2 && v.currentTime > 0 ? [v.duration, v.videoWidth, v.webkitAudioDecodedByteCount]"
+        " : null;", video), 60)
+    duration, width, audio_bytes = state
+    assert abs(duration - 1.0) < 0.1 and width == 96 and audio_bytes > 0
 
 
 def test_webcam_tab_streams_stylised_frames(browser, server):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from models.cli import min_int, one_line_warning
 from models.errors import UserError
@@ -22,6 +23,7 @@ EPILOG = """examples:
   python -m training export runs/starry/checkpoint.pt --out starry.onnx
   python -m training stylize --model starry.onnx photo.jpg --out photo_starry.png
   python -m training stylize --model ab.onnx photo.jpg --out mix.png --blend a=0.5 b=0.5
+  python -m training stylize --model starry.onnx holiday/ more/*.jpg --out holiday_starry/
 """
 
 
@@ -102,11 +104,14 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
                         "moves a band the network paints along image edges out of the picture "
                         "(costs the extra pixels; 32 for the shipped styles)")
 
-    s = sub.add_parser("stylize", help="stylise an image with an ONNX model (no torch needed)",
+    s = sub.add_parser("stylize", help="stylise images with an ONNX model (no torch needed)",
                        formatter_class=_HelpFormatter)
-    s.add_argument("image", nargs="?", metavar="IMG", help="photo to stylise (default: a bundled photo)")
+    s.add_argument("images", nargs="*", metavar="IMG",
+                   help="photos or folders of photos to stylise (default: a bundled photo)")
     s.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default style)")
-    s.add_argument("--out", default="stylized.png", metavar="OUT.png", help="where to write the result")
+    s.add_argument("--out", metavar="OUT",
+                   help="the result: an image file for one photo (default: stylized.png), a folder for several "
+                        "or for a folder (kept file names)")
     s.add_argument("--blend", nargs="+", default=[], metavar="NAME=W",
                    help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
     s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
@@ -139,11 +144,26 @@ def _export(args: argparse.Namespace) -> None:
 def _stylize(args: argparse.Namespace) -> None:
     from models import zoo
     from models.onnx_style import providers_for
-    from training.stylize import stylize_file
+    from tqdm import tqdm
 
-    out = stylize_file(args.model or zoo.model_path(), args.image or zoo.SAMPLE_PHOTO, args.out,
-                       blend=args.blend, max_size=args.max_size, providers=providers_for(args.provider))
-    print(f"wrote {out}")
+    from training.stylize import stylize_file, stylize_many
+
+    model, providers = args.model or zoo.model_path(), providers_for(args.provider)
+    single = len(args.images) <= 1 and not any(Path(p).is_dir() for p in args.images)
+    if single and not (args.out and Path(args.out).is_dir()):
+        out = stylize_file(model, args.images[0] if args.images else zoo.SAMPLE_PHOTO, args.out or "stylized.png",
+                           blend=args.blend, max_size=args.max_size, providers=providers)
+        print(f"wrote {out}")
+        return
+    if not args.out:
+        raise UserError("several images or a folder need --out FOLDER")
+    written, skipped = stylize_many(model, args.images, args.out, blend=args.blend, max_size=args.max_size,
+                                    providers=providers, progress=sys.stderr.isatty(),
+                                    log=lambda m: tqdm.write(m, file=sys.stderr))
+    if not written:
+        raise UserError(f"no image could be read ({len(skipped)} skipped)")
+    print(f"wrote {len(written)} image{'s' * (len(written) != 1)} to {args.out}"
+          + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -271,6 +271,12 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
             z_btn = gr.Button("Stylise", variant="primary")
             gr.Examples([[sample]], [z_img])
             z_btn.click(methods.fast_style, [z_img, z_model, z_blend], [z_out], api_name="fast_style")
+            gr.Markdown("### A video\nEvery frame at its own time, with the clip's sound, as H.264 in .mp4.")
+            with gr.Row():
+                v_in = gr.File(label="Video", file_types=["video"], elem_id="style-video-in")
+                v_out = gr.Video(label="Stylised video", format=None, elem_id="style-video-out")
+            v_btn = gr.Button("Stylise the video", variant="primary", elem_id="style-video-run")
+            v_btn.click(methods.fast_style_video, [v_in, z_model, z_blend], [v_out], api_name="fast_style_video", **SLOW)
             gr.Markdown("### Live webcam\nFrames are stylised as they arrive; one frame is in flight at a time.")
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam",

@@ -108,6 +108,16 @@ def load_image(file, what: str = "an image", max_side: int | None = None) -> np.
     return resize_max_side(rgb, min(max_side or LIMITS.max_side, LIMITS.max_side))
 
 
+def video_path(file) -> Path:
+    """An uploaded video's path, checked for a video suffix (its content is checked when it is opened)."""
+    path = _path(file)
+    if path is None:
+        raise gr.Error("Upload a video first.")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise gr.Error(f"{path.name}: not a video; this input takes {', '.join(VIDEO_SUFFIXES)}")
+    return path
+
+
 def _video_frames(path: Path, count: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     try:

@@ -15,11 +15,10 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from models.cli import min_int, one_line_warning
+from models.cli import exit_code_of, min_int
 from models.errors import UserError
 
 # verb: (what it does, one example)
@@ -165,21 +164,29 @@ def _stylize(argv: Sequence[str]) -> int:
 
     chosen_model = args.model is None
     args.model = args.model or _default_model()
-    args.image = args.image or str(zoo.SAMPLE_PHOTO)
-    started = time.perf_counter()
+    args.images = args.images or [str(zoo.SAMPLE_PHOTO)]
+    single = len(args.images) == 1 and not Path(args.images[0]).is_dir() and not (args.out and Path(args.out).is_dir())
+    if single:
+        args.out = args.out or "stylized.png"
+    started = time.time()
     with contextlib.redirect_stdout(sys.stderr):
         code = training_cli.run(args)
-    seconds = time.perf_counter() - started
+    seconds = time.time() - started
     if code == 0:
-        out = Path(args.out)
-        h, w = read_rgb(out).shape[:2]
-        _print_json({
-            "input": str(Path(args.image).resolve()), "input_bytes": Path(args.image).stat().st_size,
-            "output": str(out.resolve()), "output_bytes": out.stat().st_size, "width": w, "height": h,
-            "model": str(Path(args.model).resolve()), "model_is_default": chosen_model,
-            "blend": parse_blend(args.blend), "max_size": args.max_size, "provider": args.provider,
-            "providers": providers_for(args.provider) or default_providers(), "seconds": seconds,
-        })
+        common = {"model": str(Path(args.model).resolve()), "model_is_default": chosen_model,
+                  "blend": parse_blend(args.blend), "max_size": args.max_size, "provider": args.provider,
+                  "providers": providers_for(args.provider) or default_providers(), "seconds": seconds}
+        if single:
+            out, image = Path(args.out), Path(args.images[0])
+            h, w = read_rgb(out).shape[:2]
+            _print_json({"input": str(image.resolve()), "input_bytes": image.stat().st_size,
+                         "output": str(out.resolve()), "output_bytes": out.stat().st_size, "width": w, "height": h,
+                         **common})
+        else:  # several photos or folders: what this run wrote into the output folder
+            folder = Path(args.out)
+            written = sorted(str(p.resolve()) for p in folder.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1)
+            _print_json({"inputs": [str(Path(p).resolve()) for p in args.images],
+                         "output_folder": str(folder.resolve()), "outputs": written, **common})
     return code
 
 
@@ -284,12 +291,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         print(f"error: unknown command {verb!r}{hint} (stylelens --help lists them)", file=sys.stderr)
         return 2
-    warnings.formatwarning = one_line_warning
-    try:
-        return RUN[verb](argv[1:])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return exit_code_of(lambda: RUN[verb](argv[1:]))

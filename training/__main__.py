@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-from models.cli import min_int, one_line_warning
+from models.cli import exit_code_of, min_int
 from models.errors import UserError
 
 ARCH_CHOICES = ("johnson", "lite", "tiny")  # models.style_net.ARCHS, without importing torch here
@@ -172,16 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; the exit code (2 for a problem with the user's input)."""
-    warnings.formatwarning = one_line_warning
-    try:
-        {"train": _train, "export": _export, "stylize": _stylize}[args.command](args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return exit_code_of(lambda: {"train": _train, "export": _export, "stylize": _stylize}[args.command](args))
 
 
 if __name__ == "__main__":

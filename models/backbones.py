@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from models.errors import InputFileError, WeightsUnavailableError, first_line
+from models.errors import InputFileError, WeightsUnavailableError, first_line, load_strictly
 
 BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
 # Names of VGG's layers in torchvision's ``features`` order, per block size.
@@ -143,11 +143,7 @@ def _load_state_dict(path: str | os.PathLike) -> dict:
 
 
 def _strict_load(net: nn.Module, sd: dict, path: str | os.PathLike) -> None:
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        detail = [l.strip() for l in str(e).splitlines() if l.strip()][1:2]  # line 0 only says "Error(s) in ..."
-        raise InputFileError(path, f"weights do not fit this network: {(detail or [first_line(e)])[0][:300]}") from None
+    load_strictly(net, sd, path, "weights do not fit this network")
 
 
 def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> Backbone:

@@ -19,6 +19,11 @@ class InputFileError(UserError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class NotEnoughMemoryError(UserError):
+    """A computation the user sized (an image, a tile) does not fit in memory; callers that know
+    the file add its name and what to shrink."""
+
+
 class WeightsUnavailableError(UserError):
     """Pretrained weights could neither be downloaded nor found locally."""
 

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
     s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
     s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
+    s.add_argument("--tile", type=min_int(0), default=512, metavar="PX",
+                   help="stylise photos larger than this in overlapping tiles of PX pixels, in bounded memory "
+                        "(0: whole, which needs about 0.7 GB per megapixel)")
     return ap
 
 
@@ -134,7 +137,8 @@ def _stylize(args: argparse.Namespace) -> None:
     from training.stylize import stylize_file
 
     out = stylize_file(args.model or zoo.model_path(), args.image or zoo.SAMPLE_PHOTO, args.out,
-                       blend=args.blend, max_size=args.max_size, providers=providers_for(args.provider))
+                       blend=args.blend, max_size=args.max_size, providers=providers_for(args.provider),
+                       tile=args.tile)
     print(f"wrote {out}")
 
 

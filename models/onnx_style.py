@@ -241,14 +241,15 @@ class OnnxStyleModel:
                 tile: int | None = TILE) -> np.ndarray:
         """RGB uint8 HWC in, stylised RGB uint8 HWC of the same size out.
 
-        Images larger than ``tile`` pixels either way run in overlapping tiles with blended
-        seams, in bounded memory, all normalised with the statistics of the whole image
-        (:meth:`_stylize_tiled`); ``tile`` None or 0 runs the image whole. Raises
+        Images longer than ``STATS_SIDE`` (1024 px; the panel's cap) run in overlapping tiles of
+        ``tile`` pixels with blended seams, in bounded memory, all normalised with the statistics
+        of the whole image (:meth:`_stylize_tiled`); smaller ones, and any with ``tile`` None or
+        0, run whole. Raises
         :class:`NotEnoughMemoryError` when it does not fit all the same."""
         weights = self.style_weights(blend)
         h, w = rgb.shape[:2]
         try:
-            if not tile or (h <= tile and w <= tile):
+            if not tile or max(h, w) <= max(tile, STATS_SIDE):  # as cheap whole as the statistics pass
                 return nchw_to_rgb(self.run(rgb_to_nchw(rgb), weights))
             return self._stylize_tiled(rgb, weights, tile)
         except Exception as e:  # numpy's MemoryError, OpenCV's "Insufficient memory" cv2.error

@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
     s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
     s.add_argument("--tile", type=min_int(0), default=512, metavar="PX",
-                   help="stylise photos larger than this in overlapping tiles of PX pixels, in bounded memory "
-                        "(0: whole, which needs about 0.7 GB per megapixel)")
+                   help="photos longer than 1024 px run in overlapping tiles of PX pixels: about 1.3 GB "
+                        "whatever the size (0: whole, about 0.7 GB per megapixel)")
     return ap
 
 

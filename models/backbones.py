@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from models.errors import InputFileError, WeightsUnavailableError, first_line
+from models.errors import InputFileError, WeightsUnavailableError, first_line, load_strictly
 
 BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
 # Names of VGG's layers in torchvision's ``features`` order, per block size.
@@ -143,11 +143,7 @@ def _load_state_dict(path: str | os.PathLike) -> dict:
 
 
 def _strict_load(net: nn.Module, sd: dict, path: str | os.PathLike) -> None:
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        detail = [l.strip() for l in str(e).splitlines() if l.strip()][1:2]  # line 0 only says "Error(s) in ..."
-        raise InputFileError(path, f"weights do not fit this network: {(detail or [first_line(e)])[0][:300]}") from None
+    load_strictly(net, sd, path, "weights do not fit this network")
 
 
 def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> Backbone:
@@ -185,12 +181,8 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
                     f"with --weights PATH (weights=PATH), or copy it into {cache.parent}/."
                 ) from None
             _strict_load(net, sd, cache)
-    stages: list[tuple[str, nn.Module]] = []
     names = _vgg_layer_names(name)
-    for layer_name, module in zip(names, net.features, strict=True):
-        if isinstance(module, nn.ReLU):
-            module = nn.ReLU(inplace=False)  # in-place ReLU would overwrite tapped conv outputs
-        stages.append((layer_name, module))
+    stages = list(zip(names, net.features, strict=True))
     classifier = nn.Sequential(net.avgpool, nn.Flatten(), net.classifier)
     return Backbone(name, stages, classifier, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                     categories=enum.meta["categories"], cam_layer=names[-2])
@@ -210,8 +202,22 @@ def load_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike |
         bb = _vgg(name, weights, pretrained)
     else:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
+    _out_of_place(bb)
     bb.eval().requires_grad_(False)
     return bb.to(device)
+
+
+def _out_of_place(model: nn.Module) -> None:
+    """Make every in-place module (torchvision's VGG has ``ReLU(inplace=True)`` in its features
+    and its classifier, and in-place ``Dropout``) write a new tensor instead.
+
+    Why: an in-place ReLU overwrites the conv output a ``features`` tap returns, and under a
+    backward hook (guided backprop) autograd refuses it outright ("Output 0 of
+    BackwardHookFunction is a view and is being modified inplace"). Done for the whole
+    network, whatever the architecture, so no method meets a layer that was missed."""
+    for m in model.modules():
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
 
 
 def fold_batchnorm(model: Backbone) -> Backbone:

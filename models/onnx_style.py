@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import InputFileError, UserError, first_line
+from models.errors import InputFileError, NotEnoughMemoryError, UserError, first_line
 from models.images import nchw_to_rgb, rgb_to_nchw
+from models.tiles import MARGIN, OVERLAP, STATS_SIDE, TILE, stylize_tiled
 
 # Metadata keys written by training.export and read here.
 META_FORMAT = "stylelens.format"
@@ -89,6 +90,17 @@ def parse_blend(items: Sequence[str]) -> dict[str, float]:
     return blend
 
 
+def _session_options(threads: int | None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 4  # fatal only: an error also comes back as the exception, which we word
+    if threads:
+        so.intra_op_num_threads = threads
+    return so
+
+
 class OnnxStyleModel:
     """An ONNX style network: ``stylize(rgb)`` for images, ``run(nchw)`` for batches."""
 
@@ -100,14 +112,11 @@ class OnnxStyleModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputFileError(self.path, "model file not found")
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
+        so = _session_options(threads)
         providers = list(providers or default_providers())
         if "CUDAExecutionProvider" in providers:
             _preload_cuda_libraries()
+        self._threads, self._given_norms = threads, None
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as e:  # onnxruntime raises several unrelated types for bad files
@@ -173,20 +182,83 @@ class OnnxStyleModel:
 
     def run(self, x: np.ndarray, style_weights: np.ndarray | None = None) -> np.ndarray:
         """float32 NCHW [0, 1] in and out; ``style_weights`` (1 or B, N) for conditional models."""
+        return self._run(self.session, x, style_weights)[0]
+
+    def _run(self, session, x: np.ndarray, style_weights: np.ndarray | None, extra: Mapping[str, np.ndarray] = {},
+             outputs: Sequence[str] = ("stylized",)) -> list[np.ndarray]:
+        """``session`` on ``x`` with the model's border pad and small-image padding: the image
+        output (cropped back to ``x``'s size) first, then any further ``outputs`` as they are."""
         h, w = x.shape[-2:]
         if h < MIN_SIDE or w < MIN_SIDE:  # padding layers need a few pixels: pad tiny images, crop back
             x = np.pad(x, ((0, 0), (0, 0), (0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w))), mode="edge")
-            return self.run(x, style_weights)[..., :h, :w]
+            out, *rest = self._run(session, x, style_weights, extra, outputs)
+            return [out[..., :h, :w], *rest]
         p = self.border_pad
         if p:
             x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
-        feeds = {"image": np.ascontiguousarray(x, dtype=np.float32)}
+        feeds = {"image": np.ascontiguousarray(x, dtype=np.float32), **extra}
         if self.conditional:
             weights = style_weights if style_weights is not None else self.style_weights()
             feeds["style_weights"] = np.broadcast_to(weights, (x.shape[0], len(self.styles))).astype(np.float32)
-        out = self.session.run(["stylized"], feeds)[0]
-        return out[..., p:p + h, p:p + w] if p else out
+        try:
+            out, *rest = session.run(list(outputs), feeds)
+        except Exception as e:  # onnxruntime's allocation failure is a plain RuntimeException
+            if _out_of_memory(e):
+                raise NotEnoughMemoryError(f"{self.path.name}: not enough memory for {w}x{h} pixels") from None
+            raise
+        return [out[..., p:p + h, p:p + w] if p else out, *rest]
 
-    def stylize(self, rgb: np.ndarray, blend: Mapping[str, float] | str | None = None) -> np.ndarray:
-        """RGB uint8 HWC in, stylised RGB uint8 HWC of the same size out."""
-        return nchw_to_rgb(self.run(rgb_to_nchw(rgb), self.style_weights(blend)))
+    def _derived_session(self, derive):
+        import onnx
+        import onnxruntime as ort
+
+        graph = onnx.load(str(self.path))
+        return graph, ort.InferenceSession(derive(graph).SerializeToString(), _session_options(self._threads),
+                                           providers=self.providers)
+
+    def _stylize_tiled(self, rgb: np.ndarray, weights: np.ndarray | None, tile: int) -> np.ndarray:
+        """Tiles normalised alike: instance-norm statistics taken once on a copy of ``rgb`` shrunk
+        to ``STATS_SIDE`` pixels (``tile`` if larger), then every tile run with them (:mod:`models.onnx_norms`, :mod:`models.tiles`)."""
+        from models import onnx_norms
+        from models.images import resize_max_side
+
+        # The statistics graph runs once and goes with its memory arena before the tiles start.
+        graph, stats_session = self._derived_session(onnx_norms.with_norm_statistics)
+        n = onnx_norms.norm_count(graph)
+        names = [onnx_norms.MEAN.format(k) for k in range(n)] + [f"norm_var_{k}" for k in range(n)]
+        _, *stats = self._run(stats_session, rgb_to_nchw(resize_max_side(rgb, max(tile, STATS_SIDE))), weights,
+                              outputs=["stylized", *names])
+        del stats_session
+        if self._given_norms is None:
+            self._given_norms = self._derived_session(onnx_norms.with_given_norms)[1]
+        inv = onnx_norms.inverse_std(graph, stats[n:])
+        given = {**{onnx_norms.MEAN.format(k): stats[k] for k in range(n)},
+                 **{onnx_norms.INV_STD.format(k): inv[k] for k in range(n)}}
+        return stylize_tiled(lambda x: self._run(self._given_norms, x, weights, given)[0], rgb, tile=tile,
+                             overlap=min(OVERLAP, tile // 4), margin=min(MARGIN, tile // 16))
+
+    def stylize(self, rgb: np.ndarray, blend: Mapping[str, float] | str | None = None,
+                tile: int | None = TILE) -> np.ndarray:
+        """RGB uint8 HWC in, stylised RGB uint8 HWC of the same size out.
+
+        Images longer than ``STATS_SIDE`` (1024 px; the panel's cap) run in overlapping tiles of
+        ``tile`` pixels with blended seams, in bounded memory, all normalised with the statistics
+        of the whole image (:meth:`_stylize_tiled`); smaller ones, and any with ``tile`` None or
+        0, run whole. Raises
+        :class:`NotEnoughMemoryError` when it does not fit all the same."""
+        weights = self.style_weights(blend)
+        h, w = rgb.shape[:2]
+        try:
+            if not tile or max(h, w) <= max(tile, STATS_SIDE):  # as cheap whole as the statistics pass
+                return nchw_to_rgb(self.run(rgb_to_nchw(rgb), weights))
+            return self._stylize_tiled(rgb, weights, tile)
+        except Exception as e:  # numpy's MemoryError, OpenCV's "Insufficient memory" cv2.error
+            if _out_of_memory(e):
+                raise NotEnoughMemoryError(f"{self.path.name}: not enough memory for {w}x{h} pixels") from None
+            raise
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation failure of numpy, OpenCV or onnxruntime (each has its own type)."""
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or any(k in text for k in ("failed to allocate", "insufficient memory", "bad_alloc"))

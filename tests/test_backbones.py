@@ -75,8 +75,9 @@ def test_vgg_without_network_or_file_names_both_options(tmp_path, monkeypatch):
 
 
 def test_vgg_local_weights_of_another_network_are_refused():
-    with pytest.raises(InputFileError, match="do not fit"):
+    with pytest.raises(InputFileError, match="do not fit") as err:
         load_backbone("vgg16", weights=weights_file())
+    assert "missing (features.0.weight" in str(err.value) and "296 unexpected (_conv_stem.weight" in str(err.value)
 
 
 def test_vgg_layers_are_named_without_weights():

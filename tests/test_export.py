@@ -204,3 +204,33 @@ def test_stylize_cli_needs_no_torch_and_blends(conditional, photos_dir, tmp_path
     d_ab = np.abs(outs["a"] - outs["b"]).mean()
     assert d_ab > 1
     assert np.abs(outs["mix"] - outs["a"]).mean() < d_ab and np.abs(outs["mix"] - outs["b"]).mean() < d_ab
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
+    """An old example's instance norms kept running statistics: the export names those keys."""
+    ckpt, _ = _checkpoint(tmp_path, ["stripes"])
+    state = torch.load(ckpt, weights_only=True)
+    norms = [k[:-len(".weight")] for k in state["model"] if ".norm" in k and k.endswith(".weight")]
+    for n in norms:
+        state["model"][f"{n}.running_mean"] = torch.zeros(3)
+        state["model"][f"{n}.running_var"] = torch.ones(3)
+    first = next(k for k in state["model"] if k.endswith(".weight"))
+    del state["model"][first]
+    save_checkpoint({k: v for k, v in state.items() if k != "format"}, ckpt)
+    r = subprocess.run([sys.executable, "-m", "training", "export", str(ckpt), "--out", str(tmp_path / "x.onnx")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.strip()
+    assert "\n" not in line and str(ckpt) in line
+    assert f"{2 * len(norms)} unexpected ({norms[0]}.running_mean, {norms[0]}.running_var" in line
+    assert f"and {2 * len(norms) - 3} more" in line
+    assert f"1 missing ({first})" in line
+
+
+def test_state_dict_mismatch_names_shapes_and_is_empty_for_a_fit():
+    from models.errors import state_dict_mismatch
+
+    own = {"a": torch.zeros(2, 3), "b": torch.zeros(4)}
+    assert state_dict_mismatch(own, dict(own)) == ""
+    assert state_dict_mismatch(own, {"a": torch.zeros(3, 2), "b": torch.zeros(4)}) == \
+        "1 of another shape (a 3x2 in the file, 2x3 here)"

@@ -206,6 +206,17 @@ def test_bad_uploads_give_one_clear_message(client, server, tmp_path):
     assert server["proc"].poll() is None
 
 
+def test_a_70_megapixel_upload_is_named_as_the_user_named_it(client, server, tmp_path):
+    from tests.helpers.bad_files import png_bomb
+
+    path = png_bomb(tmp_path / "photo_70mp.png", w=10240, h=6836)  # 70 MP in its header, 70 kB on disk
+    with pytest.raises(AppError) as err:
+        client.predict("efficientnet_lite0", handle_file(str(path)), "", 0, api_name="/saliency")
+    message = str(err.value)
+    assert "photo_70mp.png: image is too large (70 megapixels" in message, message
+    assert str(server["tmp"]) not in message, message
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory) -> dict[str, Path]:
     from tests.helpers.bad_files import IMAGE_CASES, VIDEO_CASES
@@ -228,6 +239,7 @@ def test_every_image_case_of_the_table_as_an_upload(client, server, bad_files):
             message = str(err.value)
             assert path.name in message and (problem in message or "not a readable image" in message), (case, message)
             assert message.count("\n") == 0, message
+            assert str(server["tmp"]) not in message, message  # the upload's name, not the server's path
         else:
             out = _img(client.predict(handle_file(str(path)), style, "", api_name="/fast_style"))
             h, w = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]

@@ -239,3 +239,21 @@ def test_occlusion_values(model, query):
     assert torch.allclose(heat[:32, :32], heat[0, 0].expand(32, 32))
     with pytest.raises(ValueError, match="target"):
         occlusion(model, image, target=1000)
+
+
+def test_occlusion_refuses_gaps_between_squares(model):
+    """size 16, stride 48 on 227x201 left 83% of the pixels at an untested 0."""
+    with pytest.raises(ValueError, match="stride 48 is larger than the square size 16") as err:
+        occlusion(model, torch.rand(1, 3, 201, 227), size=16, stride=48)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("length", [1, 15, 16, 17, 201, 227])
+@pytest.mark.parametrize("size, stride", [(16, 16), (16, 8), (16, 1), (32, 24), (80, 40), (300, 56)])
+def test_occlusion_windows_cover_every_pixel(length, size, stride):
+    from visualize.occlusion import _starts
+
+    covered = np.zeros(length, bool)
+    for s in _starts(length, size, stride):
+        covered[s:s + size] = True
+    assert covered.all()

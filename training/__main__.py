@@ -115,6 +115,9 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
                    help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
     s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
     s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
+    s.add_argument("--tile", type=min_int(0), default=512, metavar="PX",
+                   help="photos longer than 1024 px run in overlapping tiles of PX pixels: about 1.3 GB "
+                        "whatever the size (0: whole, about 0.7 GB per megapixel)")
     return ap
 
 
@@ -151,14 +154,14 @@ def _stylize(args: argparse.Namespace) -> None:
     single = len(args.images) <= 1 and not any(Path(p).is_dir() for p in args.images)
     if single and not (args.out and Path(args.out).is_dir()):
         out = stylize_file(model, args.images[0] if args.images else zoo.SAMPLE_PHOTO, args.out or "stylized.png",
-                           blend=args.blend, max_size=args.max_size, providers=providers)
+                           blend=args.blend, max_size=args.max_size, providers=providers, tile=args.tile)
         print(f"wrote {out}")
         return
     if not args.out:
         raise UserError("several images or a folder need --out FOLDER")
     written, skipped = stylize_many(model, args.images, args.out, blend=args.blend, max_size=args.max_size,
                                     providers=providers, progress=sys.stderr.isatty(),
-                                    log=lambda m: tqdm.write(m, file=sys.stderr))
+                                    log=lambda m: tqdm.write(m, file=sys.stderr), tile=args.tile)
     if not written:
         raise UserError(f"no image could be read ({len(skipped)} skipped)")
     print(f"wrote {len(written)} image{'s' * (len(written) != 1)} to {args.out}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from models.errors import InputFileError, first_line
+from models.errors import InputFileError, first_line, load_strictly
 from models.files import atomic_path
 from models.style_net import StyleNet, StyleNetConfig
 
@@ -62,8 +62,5 @@ def style_net_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint"
     """The trained style network of a checkpoint, in eval mode on the CPU."""
     cfg = ckpt["config"]
     net = StyleNet(StyleNetConfig.from_dict(cfg["net"]), num_styles=len(cfg["styles"]))
-    try:
-        net.load_state_dict(ckpt["model"], strict=True)
-    except RuntimeError as e:
-        raise InputFileError(path, f"weights do not fit its recorded architecture: {first_line(e)}") from None
+    load_strictly(net, ckpt["model"], path, "weights do not fit its recorded architecture")
     return net.eval()

@@ -6,21 +6,31 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from models.errors import InputFileError, UserError
+from models.errors import InputFileError, NotEnoughMemoryError, UserError
 from models.images import IMAGE_SUFFIXES, check_image_suffix, read_rgb, resize_max_side, write_rgb
 from models.onnx_style import OnnxStyleModel, parse_blend
+from models.tiles import TILE
 
 
 def stylize_file(model: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike,
                  blend: Sequence[str] = (), max_size: int | None = None,
-                 providers: Sequence[str] | None = None) -> Path:
-    """Read ``image``, stylise it with ``model`` and write ``out``; returns ``out``."""
+                 providers: Sequence[str] | None = None, tile: int | None = TILE) -> Path:
+    """Read ``image``, stylise it with ``model`` (in tiles when larger than ``tile``) and write ``out``."""
     check_image_suffix(out)
     m = OnnxStyleModel(model, providers=providers)
     weights = parse_blend(blend) if blend else None
     rgb = resize_max_side(read_rgb(image), max_size)
-    write_rgb(out, m.stylize(rgb, weights))
+    write_rgb(out, _stylize_rgb(m, rgb, weights, tile, image))
     return Path(out)
+
+
+def _stylize_rgb(model: OnnxStyleModel, rgb, weights, tile: int | None, image: str | os.PathLike):
+    """One photo through the model, in tiles when large; running out of memory is one line naming the file."""
+    try:
+        return model.stylize(rgb, weights, tile=tile)
+    except NotEnoughMemoryError:
+        raise InputFileError(image, f"not enough memory to stylise its {rgb.shape[1]}x{rgb.shape[0]} pixels; "
+                                    f"try --max-size 2048 or a smaller --tile") from None
 
 
 def collect_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -41,7 +51,8 @@ def collect_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                  blend: Sequence[str] = (), max_size: int | None = None, providers: Sequence[str] | None = None,
-                 progress: bool = True, log: Callable[[str], None] = print) -> tuple[list[Path], list[Path]]:
+                 progress: bool = True, log: Callable[[str], None] = print,
+                 tile: int | None = TILE) -> tuple[list[Path], list[Path]]:
     """Stylise every image of ``inputs`` (files or folders) into ``out_dir`` under its own file name.
 
     Photos come out upright (their EXIF orientation applied). A file that cannot be read is
@@ -74,7 +85,7 @@ def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
             skipped.append(f)
             continue
         target = out_dir / f.name
-        write_rgb(target, m.stylize(rgb, weights))
+        write_rgb(target, _stylize_rgb(m, rgb, weights, tile, f))
         written.append(target)
     bar.close()
     return written, skipped

@@ -28,8 +28,9 @@ def occlusion(model: Backbone, image: torch.Tensor, target: int | None = None, s
     """Heat map (H, W) of the drop in the target's softmax probability when each region is hidden.
 
     A ``size`` x ``size`` square of value ``fill`` slides over the first image with step
-    ``stride`` (the last row and column of windows are flush with the border). Each pixel
-    gets the mean drop over the windows that cover it: positive where hiding it hurts the
+    ``stride`` (the last row and column of windows are flush with the border; a ``stride``
+    larger than ``size`` is refused, so every pixel is hidden by at least one window and no
+    pixel's value is an untested 0). Each pixel gets the mean drop over the windows that cover it: positive where hiding it hurts the
     class, negative where hiding it helps. ``target`` defaults to the top class. Returns
     the map on the image's device and the class explained.
     """
@@ -37,6 +38,10 @@ def occlusion(model: Backbone, image: torch.Tensor, target: int | None = None, s
         raise ValueError(f"image must be (1, 3, H, W), got {tuple(image.shape)}")
     if size < 1 or stride < 1 or batch < 1:
         raise ValueError(f"size, stride and batch must be >= 1, got size={size}, stride={stride}, batch={batch}")
+    if stride > size:
+        raise ValueError(f"occlusion stride {stride} is larger than the square size {size}: the pixels between "
+                         f"squares would never be hidden, and their 0 would read as 'does not matter'; "
+                         f"use a stride of at most {size}")
     image = image[:1].detach()
     _, _, h, w = image.shape
     with torch.no_grad():

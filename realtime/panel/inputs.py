@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,15 +69,34 @@ def upload_image(label: str, **kwargs) -> gr.Image:
     return image
 
 
+def _upload_folders() -> list[str]:
+    """Where Gradio keeps uploads (as given and resolved), each ending in a separator."""
+    root = Path(gr.utils.get_upload_folder())
+    return sorted({str(root) + os.sep, str(root.resolve()) + os.sep}, key=len, reverse=True)
+
+
+def as_user_sees(message: str) -> str:
+    """``message`` with each uploaded file's server path (``UPLOADS/<hash>/photo.jpg``) cut to the
+    file's own name (``photo.jpg``), which Gradio keeps: the user knows the file by that name,
+    and the server's temporary folder is none of their business."""
+    for folder in _upload_folders():
+        message = re.sub(re.escape(folder) + r"[^" + re.escape(os.sep) + r"\s'\"]+" + re.escape(os.sep), "", message)
+    return message
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the project's user-facing errors into a message in the page."""
+    """Turn the project's user-facing errors into a message in the page, naming uploads as the
+    user named them (:func:`as_user_sees`)."""
     try:
         yield
-    except gr.Error:
-        raise
+    except gr.Error as e:
+        shown = as_user_sees(str(e.message))
+        if shown == e.message:
+            raise
+        raise gr.Error(shown) from None
     except (UserError, ValueError) as e:
-        raise gr.Error(first_line(e)) from None
+        raise gr.Error(as_user_sees(first_line(e, limit=1000))[:300]) from None  # the path is cut first
     except torch.OutOfMemoryError:
         raise gr.Error("out of memory: try a smaller size or fewer steps") from None
 

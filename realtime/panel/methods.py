@@ -44,9 +44,10 @@ def _label(model, index: int, prob: float | None = None) -> str:
     return f"{name} ({index})" + (f", p = {prob:.3f}" if prob is not None else "")
 
 
-def _square_input(file, side: int = CLASSIFY_SIDE) -> tuple[np.ndarray, torch.Tensor]:
-    """The upload at the classifier's working size: longer side ``side``, as RGB and tensor."""
-    rgb = resize_max_side(load_image(file), side, enlarge=True)
+def _square_input(file, side: int | None = None) -> tuple[np.ndarray, torch.Tensor]:
+    """The upload at the classifier's working size: longer side ``side`` (default
+    ``CLASSIFY_SIDE``), as RGB and tensor."""
+    rgb = resize_max_side(load_image(file), side or CLASSIFY_SIDE, enlarge=True)
     return rgb, to_tensor(rgb)
 
 

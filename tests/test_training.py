@@ -310,3 +310,16 @@ def test_checkpoint_keeps_the_calibrated_style_weight(photos_dir, style_images, 
     used = ckpt["config"]["style_weights_used"]["stripes"]
     assert used == pytest.approx(10.0 * float(ckpt["style_scale"][0]))
     assert used != 10.0  # the calibration ran (steps 2-9 of 20)
+
+
+def test_resume_from_a_checkpoint_whose_weights_do_not_fit_names_the_keys(photos_dir, style_images, tmp_path):
+    from models.errors import UserError
+    from training.checkpoint import save_checkpoint
+
+    out = tmp_path / "run"
+    path = train(_settings(photos_dir, style_images, out, steps=2), progress=False)
+    ckpt = load_checkpoint(path)
+    ckpt["model"]["enc.0.norm.running_mean"] = torch.zeros(16)  # as an old example's instance norms had
+    save_checkpoint({k: v for k, v in ckpt.items() if k != "format"}, path)
+    with pytest.raises(UserError, match=r"cannot resume.*1 unexpected \(enc\.0\.norm\.running_mean\)"):
+        train(_settings(photos_dir, style_images, out, steps=4, resume=True), progress=False)

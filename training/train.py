@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models.backbones import load_backbone
-from models.errors import UserError
+from models.errors import UserError, load_strictly
 from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
 from models.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
@@ -272,7 +272,7 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
     if s.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         _check_resume_compatible(ckpt["config"], config, ckpt_path)
-        net.load_state_dict(ckpt["model"])
+        load_strictly(net, ckpt["model"], ckpt_path, "cannot resume: its weights do not fit this network")
         opt.load_state_dict(ckpt["optimizer"])
         if "style_scale" in ckpt:
             criterion.style_scale.copy_(ckpt["style_scale"])

@@ -32,9 +32,14 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_t
 PROBE_RUNS = 3  # timed runs per engine after one warm-up; the fastest counts
 
 
+CACHE_DIR_ENV = "STYLELENS_CACHE_DIR"
+
+
 def user_cache_dir() -> Path:
-    """This project's cache folder: ``$XDG_CACHE_HOME/stylelens`` (``~/.cache``), ``~/Library/Caches``
-    on macOS, ``%LOCALAPPDATA%`` on Windows."""
+    """This project's cache folder: ``$STYLELENS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/stylelens``
+    (``~/.cache``), ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
     home = Path.home()
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")

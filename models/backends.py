@@ -124,10 +124,16 @@ def load_style_model(path: str | os.PathLike, backend: str = "onnxruntime", prov
     return model
 
 
-def _time_run(model: OnnxStyleModel, x: np.ndarray) -> float:
+def time_model(model: OnnxStyleModel, hw: tuple[int, int], runs: int = PROBE_RUNS) -> float:
+    """Seconds per frame of ``model`` on an input of ``hw`` (its own margin added): the fastest of
+    ``runs`` after one warm-up run (first-run allocations and kernel choice)."""
+    return _time_run(model, np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32), runs)
+
+
+def _time_run(model: OnnxStyleModel, x: np.ndarray, runs: int = PROBE_RUNS) -> float:
     model.run(x)  # warm-up: first-run allocations and kernel choice
     best = float("inf")
-    for _ in range(PROBE_RUNS):
+    for _ in range(runs):
         t = time.perf_counter()
         model.run(x)
         best = min(best, time.perf_counter() - t)

@@ -244,6 +244,10 @@ class StyleEffect(Effect):
         self._backend[self.path] = choice
         self.model = self._engine(self.path, self.workers)
         self.model.border_pad = self.margin
+        if live:  # time it now, on this machine as loaded now (a cached probe may be old): the start rung
+            from models.backends import time_model
+
+            self.probe_seconds = {choice: time_model(self.model, _processing_hw(frame_hw, self.size, 0), runs=1)}
 
     @property
     def backend(self) -> str:

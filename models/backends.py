@@ -117,7 +117,8 @@ def load_style_model(path: str | os.PathLike, backend: str = "onnxruntime", prov
     if backend == "openvino":
         if not openvino_available():
             raise UserError("--backend openvino needs the openvino package: pip install openvino")
-        model.session = OpenVinoSession(path, threads, streams)
+        # ``threads`` is per frame, as for onnxruntime; OpenVINO counts them for all streams together
+        model.session = OpenVinoSession(path, threads * streams if threads else None, streams)
         model.backend = "openvino"
     elif backend != "onnxruntime":
         raise UserError(f"unknown backend {backend!r}; choose one of {list(CHOICES)}")

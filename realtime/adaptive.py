@@ -132,6 +132,7 @@ class Controller:
         self._records: dict[int, Measurement] = {}
         self._blocked: dict[Rung, float] = {}  # rung -> time before which it is not tried again
         self._backoff: dict[Rung, float] = {}
+        self._explored: set[tuple[Rung, int]] = set()  # (rung, workers) tried for headroom
         self._came_up_at: float | None = None  # when the current rung was reached from below
         now = self.clock()
         self._since = now  # the current setting has run since
@@ -189,15 +190,22 @@ class Controller:
             return None
         self._records[m.workers] = m
         i = self.ladder.index(self.setting.rung)
+        fresh = {w: r for w, r in self._records.items() if now - r.when <= FRESH_SECONDS and w in self.workers}
+        untried = [w for w in self.workers if w not in fresh]
         if self._meets(1 / m.frame_time, m.p95):
             self._reset(now, skip=0)
             self._came_up_at = None  # the rung held: it is not a failed step up if it fails later
             if i > 0 and now >= self._blocked.get(self.ladder[i - 1], 0.0):
                 if self._meets(*m.predict(self.ladder[i - 1]), UP_HEADROOM, 1 / UP_HEADROOM):
                     return self._switch(Setting(self.ladder[i - 1], m.workers), now)
+                other = [w for w in self.workers if w != m.workers and (self.setting.rung, w) not in self._explored]
+                if other:  # no headroom with these workers: the other count may have it (tried once a rung)
+                    self._explored.add((self.setting.rung, other[0]))
+                    return self._switch(Setting(self.setting.rung, other[0]), now)
+            for w, r in fresh.items():  # both counts meet the target here: the lower latency
+                if w != m.workers and r.cost == m.cost and self._meets(1 / r.frame_time, r.p95) and r.p95 < m.p95:
+                    return self._switch(Setting(self.setting.rung, w), now)
             return None
-        fresh = {w: r for w, r in self._records.items() if now - r.when <= FRESH_SECONDS and w in self.workers}
-        untried = [w for w in self.workers if w not in fresh]
         if untried:  # the other worker count first: it may meet the target at this quality
             return self._switch(Setting(self.setting.rung, untried[0]), now)
         best: tuple[int, float, int] | None = None  # (rung index, predicted p95, workers)

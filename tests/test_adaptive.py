@@ -129,6 +129,15 @@ def test_two_workers_are_chosen_only_when_they_measure_better():
     assert ctrl2.setting.workers == 2 and ctrl2.setting.rung.size > ctrl.setting.rung.size
 
 
+def test_a_second_worker_is_tried_for_headroom_when_the_target_is_met_without_it():
+    clock = Clock()
+    rungs = ladder()
+    start = Setting(rungs[3], 1)  # meets 15 FPS with one worker, with no headroom for a rung up
+    ctrl = Controller(rungs, workers=[1, 2], target_fps=15, start=start, clock=clock)
+    simulate(ctrl, clock, cost_at_640=0.1, frames=300, parallel=2.0)
+    assert ctrl.setting.workers == 2 and ctrl.setting.rung.cost > start.rung.cost
+
+
 def test_time_in_each_setting_adds_up_to_the_run():
     clock = Clock()
     ctrl = Controller(ladder(), workers=[1, 2], target_fps=15, clock=clock)

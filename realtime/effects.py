@@ -174,6 +174,8 @@ class StyleEffect(Effect):
         self.on_gpu = "CUDAExecutionProvider" in (self.providers or default_providers())
         self.workers, threads = style_workers(options, self.providers)
         self.path = Path(options.model or zoo.model_path())
+        if options.model and not self.path.exists() and options.model in {m["name"] for m in zoo.manifest()["models"]}:
+            self.path = zoo.model_path(options.model)  # a shipped model by its name
         self.model = OnnxStyleModel(self.path, providers=self.providers, threads=threads)
         self.model.backend = "onnxruntime"
         self.own_margin = self.model.border_pad

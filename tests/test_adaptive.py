@@ -230,7 +230,7 @@ def test_style_effect_ladder_leaves_pinned_choices_alone():
     assert workers == [1, 2] and {r.size for r in rungs} >= {640, 320} and min(r.size for r in rungs) == 320
     assert [r.network for r in rungs][-1] == "starry_night_tiny"  # the shipped default has a tiny sibling
     pinned = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime", size=200, workers=1,
-                                                  border_pad=0, model=str(zoo.model_path("starry_night_lite"))))
+                                                  border_pad=0, model="starry_night_lite"))  # a shipped name
     pinned.prepare((480, 640), live=True)
     rungs, workers, start = pinned.ladder((480, 640), 15)
     assert workers == [1] and [(r.size, r.network, r.margin) for r in rungs] == [(200, "starry_night_lite", 0)]

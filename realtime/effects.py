@@ -226,7 +226,7 @@ class StyleEffect(Effect):
             self.workers = 1
         from models.backends import openvino_available, probe_backends
 
-        choice = self.options.backend
+        choice, fresh = self.options.backend, False
         if choice == "auto":
             if self.on_gpu or not openvino_available():
                 choice = "onnxruntime"
@@ -234,6 +234,7 @@ class StyleEffect(Effect):
                 hw = _processing_hw(frame_hw, self.size, self.margin)
                 threads = self.options.threads or (None if self.workers == 1 else max(1, _cores() // self.workers))
                 choice, self.probe_seconds, built = probe_backends(self.path, hw, threads, log=log)
+                fresh = bool(built)  # measured just now, not read from the cache
                 if choice in built and self.workers == 1:
                     built[choice].border_pad = self.margin
                     self._engines[(self.path, choice, 1)] = built[choice]
@@ -246,7 +247,7 @@ class StyleEffect(Effect):
         self._backend[self.path] = choice
         self.model = self._engine(self.path, self.workers)
         self.model.border_pad = self.margin
-        if live:  # time it now, on this machine as loaded now (a cached probe may be old): the start rung
+        if live and not fresh:  # time it now, on this machine as loaded now (a cached probe may be old)
             from models.backends import time_model
 
             self.probe_seconds = {choice: time_model(self.model, _processing_hw(frame_hw, self.size, 0), runs=1)}

@@ -155,7 +155,7 @@ class Runner:
         self.started_at = started_at
         self.controller: Controller | None = None
         self._adapted: Effect | None = None  # the effect the controller moves
-        self._prepared = False
+        self._prepared: set[int] = set()  # ids of the effects prepared on their first frame
         self.first_frame_s: float | None = None
 
     def _get_effect(self, name: str) -> Effect:
@@ -270,15 +270,15 @@ class Runner:
         return frame.index / self.source.fps
 
     def _prepare(self, frame: Frame) -> None:
-        """On the first frame: the style effect's backend for this size and, live, its controller."""
-        self._prepared = True
+        """On an effect's first frame: the style effect's backend for this size and, live, its controller."""
         effect = self.effect
+        self._prepared.add(id(effect))
         if not hasattr(effect, "prepare"):
             return
         live = self.drop and bool(self.target_fps)
         hw = frame.image.shape[:2]
         effect.prepare(hw, log=self.log, live=live)
-        if live:
+        if live and self.controller is None:
             rungs, workers, start = effect.ladder(hw, self.target_fps)
             self.controller = Controller(rungs, workers, self.target_fps, start=start)
             self._adapted = effect
@@ -292,7 +292,7 @@ class Runner:
 
     def _start(self, frame: Frame, pool: ThreadPoolExecutor) -> Future:
         """The effect on ``frame``: in a worker thread, or here and now for a one-worker effect."""
-        if not self._prepared:
+        if id(self.effect) not in self._prepared:
             self._prepare(frame)
         if self.effect.workers > 1:
             return pool.submit(self._timed, self.effect, frame.image)

@@ -57,13 +57,22 @@ def build_parser(prog: str = "python -m realtime") -> argparse.ArgumentParser:
     ap.add_argument("--style", help="style to start with, for a model of several styles")
     ap.add_argument("--blend", nargs="+", default=[], metavar="NAME=W", help="start with a blend of styles")
     ap.add_argument("--size", type=min_int(16), metavar="PX", help="process at this longer side, resize back after")
+    ap.add_argument("--target-fps", type=float, default=15.0, metavar="FPS",
+                    help="live runs hold this frame rate, with p95 latency under about 200 ms, by measuring "
+                         "themselves and choosing the processing size, network, workers and margin within what "
+                         "--size, --model, --workers and --border-pad leave free (default: 15; 0: off)")
+    ap.add_argument("--min-size", type=min_int(16), default=320, metavar="PX",
+                    help="the adaptive live path never processes below this longer side (default: 320)")
+    ap.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino"),
+                    help="CPU engine for the style network: auto times both at start-up (cached per model, "
+                         "machine and size); openvino needs `pip install openvino` (default: auto)")
     ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"), help="onnxruntime device")
     ap.add_argument("--threads", type=int, help="CPU threads per frame for the effect (default: all cores, "
                                                  "shared among the style workers)")
     ap.add_argument("--workers", type=min_int(1), metavar="N",
-                    help="frames the style effect runs at once, in order on the way out (default: 2 on a CPU of "
-                         "2 or more cores, 1 on a GPU): more frames per second for a little more latency; "
-                         "1 for the lowest latency")
+                    help="frames the style effect runs at once, in order on the way out (default: live, 1 or 2 "
+                         "as measured; rendering a file, 2 on a CPU of 2 or more cores; 1 on a GPU): more frames "
+                         "per second for a little more latency; 1 for the lowest latency")
     ap.add_argument("--border-pad", type=min_int(0), metavar="PX",
                     help="mirrored margin around each frame for the style effect, cropped after; it keeps the "
                          "band that style networks paint along image edges out of the picture (default: the "
@@ -116,7 +125,7 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages: quiet
     from models.onnx_style import parse_blend
     from realtime.effects import EffectOptions
-    from realtime.runner import Runner, format_summary
+    from realtime.runner import Runner, format_summary, process_started
     from realtime.sinks import VirtualCamSink, WindowSink
     from realtime.sources import ImageFolderSource, open_source
     from realtime.video_io import VideoFileSink, VideoFileSource
@@ -127,7 +136,8 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
                                 blend=parse_blend(args.blend), size=args.size, backbone=args.backbone,
                                 weights=args.weights, layer=args.layer, target=args.target,
                                 saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads,
-                                border_pad=args.border_pad, workers=args.workers)
+                                border_pad=args.border_pad, workers=args.workers, backend=args.backend,
+                                min_size=args.min_size)
         from tqdm import tqdm
 
         log = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731  (above a progress bar, if one is shown)
@@ -148,7 +158,8 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
         runner = Runner(source, sinks, effect=args.effect, options=options, drop=not (args.no_drop or render),
                         stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
                         snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
-                        reconnect_timeout=args.reconnect_timeout, log=log, progress=render and sys.stderr.isatty())
+                        reconnect_timeout=args.reconnect_timeout, log=log, progress=render and sys.stderr.isatty(),
+                        target_fps=args.target_fps or None, started_at=process_started())
         summary = runner.run()
     except UserError as e:
         if source is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,7 +36,9 @@ class EffectOptions:
     dream_steps: int = 2
     threads: int | None = None
     border_pad: int | None = None  # mirrored margin around style frames; None: the model's own
-    workers: int | None = None  # frames the style effect runs at once; None: 2 on a CPU of 2+ cores, else 1
+    workers: int | None = None  # frames the style effect runs at once; None: measured (live), else 2 on a CPU
+    backend: str = "auto"  # auto | onnxruntime | openvino: the style network's CPU engine; auto: a cached probe
+    min_size: int = 320  # the adaptive live path never processes below this longer side (unless --size)
 
 
 class Effect:
@@ -95,6 +98,10 @@ class NoEffect(Effect):
         return frame
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def style_workers(options: EffectOptions, providers: Sequence[str] | None) -> tuple[int, int | None]:
     """Frames in flight and onnxruntime threads per frame for the style effect.
 
@@ -105,28 +112,79 @@ def style_workers(options: EffectOptions, providers: Sequence[str] | None) -> tu
     """
     from models.onnx_style import default_providers
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = _cores()
     on_gpu = "CUDAExecutionProvider" in (providers or default_providers())
     workers = options.workers or (1 if on_gpu or cores < 2 else 2)
     threads = options.threads or (max(1, cores // workers) if workers > 1 else None)
     return workers, threads
 
 
+def _processing_hw(frame_hw: tuple[int, int], size: int | None, margin: int) -> tuple[int, int]:
+    """Height and width the network sees for a frame: resized as :func:`_resize_for_processing`, plus the margin."""
+    h, w = frame_hw
+    if size and max(h, w) != size:
+        s = size / max(h, w)
+        h, w = max(16, round(h * s)), max(16, round(w * s))
+    return h + 2 * margin, w + 2 * margin
+
+
+def style_siblings(path: str | os.PathLike) -> list[tuple[Path, str]]:
+    """The same style in networks of other sizes, best first, (file, arch) with ``path`` first.
+
+    A shipped model's manifest entry may list them (``"siblings": [names]``); otherwise the shipped
+    models with the same styles are its siblings, ``lite`` before ``tiny``. A user's own file has none.
+    """
+    from models import zoo
+
+    path = Path(path).resolve()
+    entries = zoo.manifest()["models"]
+    mine = next((e for e in entries if (zoo.ZOO_DIR / e["file"]).resolve() == path), None)
+    if mine is None:
+        return [(path, "")]
+    order = {"johnson": 0, "lite": 1, "tiny": 2}
+    if "siblings" in mine:
+        others = [e for e in entries if e["name"] in mine["siblings"]]
+    else:
+        others = [e for e in entries if e is not mine and e.get("styles") == mine.get("styles")]
+    others = [e for e in others if order.get(e.get("arch"), 9) > order.get(mine.get("arch"), 9)]
+    others.sort(key=lambda e: order.get(e.get("arch"), 9))
+    return [(path, mine.get("arch", ""))] + [(zoo.ZOO_DIR / e["file"], e.get("arch", "")) for e in others]
+
+
+# Cost of a network relative to ``lite`` before it is measured (onnxruntime and OpenVINO at 640x480).
+ARCH_COST = {"johnson": 4.0, "lite": 1.0, "tiny": 0.45}
+
+
 @register
 class StyleEffect(Effect):
-    """Fast style transfer with an ONNX model; blends styles of a conditional model live."""
+    """Fast style transfer with an ONNX model; blends styles of a conditional model live.
+
+    On a live run the runner asks it for its quality ladder (:meth:`ladder`) and moves it along
+    with :meth:`apply`; each (network, backend, workers) keeps its own session once built.
+    """
 
     name = "style"
 
     def __init__(self, options: EffectOptions):
         from models import zoo
-        from models.onnx_style import OnnxStyleModel, providers_for
+        from models.onnx_style import OnnxStyleModel, default_providers, providers_for
 
-        providers = providers_for(options.provider)
-        self.workers, threads = style_workers(options, providers)
-        self.model = OnnxStyleModel(options.model or zoo.model_path(), providers=providers, threads=threads)
+        self.options = options
+        self.providers = providers_for(options.provider)
+        self.on_gpu = "CUDAExecutionProvider" in (self.providers or default_providers())
+        self.workers, threads = style_workers(options, self.providers)
+        self.path = Path(options.model or zoo.model_path())
+        if options.model and not self.path.exists() and options.model in {m["name"] for m in zoo.manifest()["models"]}:
+            self.path = zoo.model_path(options.model)  # a shipped model by its name
+        self.model = OnnxStyleModel(self.path, providers=self.providers, threads=threads)
+        self.model.backend = "onnxruntime"
+        self.own_margin = self.model.border_pad
         if options.border_pad is not None:
             self.model.border_pad = options.border_pad
+        self.margin = self.model.border_pad
+        self.network = self.path.stem
+        self._engines = {(self.path, "onnxruntime", self.workers): self.model}
+        self._backend: dict[Path, str] = {}  # the engine chosen for each network file
         self.size = options.size
         n = len(self.model.styles)
         blend = options.blend or ({options.style: 1.0} if options.style else {self.model.styles[0]: 1.0})
@@ -136,6 +194,117 @@ class StyleEffect(Effect):
             self.weights[self.model.styles.index(k)] = v
         self.weights /= self.weights.sum()
         self.target = int(self.weights.argmax())  # the style a blend is moving toward
+        self.probe_seconds: dict[str, float] = {}  # the backend probe's time per frame at the first size
+        self._networks: dict[str, Path] = {self.network: self.path}
+
+    # engines and the adaptive ladder ----------------------------------------------------------
+    def _engine(self, path: Path, workers: int):
+        """The model for ``path`` on its chosen backend, with threads for ``workers`` frames at once."""
+        from models.backends import load_style_model
+
+        backend = self._backend.get(path, "onnxruntime")
+        key = (path, backend, workers)
+        if key not in self._engines:
+            threads = self.options.threads
+            if not threads and workers > 1:
+                threads = max(1, _cores() // workers)
+            model = load_style_model(path, backend, self.providers, threads, streams=workers)
+            if model.styles != self.model.styles:
+                from models.errors import InputFileError
+
+                raise InputFileError(path, f"holds the styles {model.styles}, not {self.model.styles}")
+            self._engines[key] = model
+        return self._engines[key]
+
+    def prepare(self, frame_hw: tuple[int, int], log=None, live: bool = False) -> None:
+        """Pick the backend for the current network at the size frames will be processed (first frame).
+
+        ``--backend auto`` on a CPU: a probe (cached); a GPU keeps onnxruntime. ``live``: the
+        adaptive path starts with one worker (lowest latency) unless ``--workers`` says otherwise.
+        """
+        if live and not self.options.workers:
+            self.workers = 1
+        from models.backends import openvino_available, probe_backends
+
+        choice, fresh = self.options.backend, False
+        if choice == "auto":
+            if self.on_gpu or not openvino_available():
+                choice = "onnxruntime"
+            else:
+                hw = _processing_hw(frame_hw, self.size, self.margin)
+                threads = self.options.threads or (None if self.workers == 1 else max(1, _cores() // self.workers))
+                choice, self.probe_seconds, built = probe_backends(self.path, hw, threads, log=log)
+                fresh = bool(built)  # measured just now, not read from the cache
+                if choice in built and self.workers == 1:
+                    built[choice].border_pad = self.margin
+                    self._engines[(self.path, choice, 1)] = built[choice]
+        elif choice == "openvino" and self.on_gpu:
+            choice = "onnxruntime"  # CUDA stays with onnxruntime-gpu
+        if choice not in ("onnxruntime", "openvino"):
+            from models.errors import UserError
+
+            raise UserError(f"unknown backend {choice!r}; choose auto, onnxruntime or openvino")
+        self._backend[self.path] = choice
+        self.model = self._engine(self.path, self.workers)
+        self.model.border_pad = self.margin
+        if live and not fresh:  # time it now, on this machine as loaded now (a cached probe may be old)
+            from models.backends import time_model
+
+            self.probe_seconds = {choice: time_model(self.model, _processing_hw(frame_hw, self.size, 0), runs=1)}
+
+    @property
+    def backend(self) -> str:
+        return getattr(self.model, "backend", "onnxruntime")
+
+    def ladder(self, frame_hw: tuple[int, int], target_fps: float):
+        """(rungs best first, allowed worker counts, starting setting) within what the user pinned.
+
+        Call after :meth:`prepare`. ``--size``, ``--model``, ``--border-pad`` and ``--workers``
+        each leave one value. The start is the best rung the probe predicts to fit the target.
+        """
+        from realtime.adaptive import Setting, build_ladder, size_steps
+
+        o = self.options
+        longest = max(frame_hw)
+        sizes = [o.size] if o.size else size_steps(longest, o.min_size)
+        if o.model or self.on_gpu:
+            networks = [(self.path, "")]
+        else:
+            networks = style_siblings(self.path)
+        first = ARCH_COST.get(networks[0][1], 1.0)
+        self._networks = {p.stem: p for p, _ in networks}
+        margins = [self.margin] if o.border_pad is not None or not self.margin else [self.margin, self.margin // 2, 0]
+        rungs = build_ladder(frame_hw, sizes, [(p.stem, ARCH_COST.get(a, 1.0) / first) for p, a in networks],
+                             margins)
+        workers = [o.workers] if o.workers else ([1] if self.on_gpu else [1, 2])
+        start = rungs[0]
+        if self.probe_seconds:  # the best rung whose network time leaves 40% of a frame for the rest
+            at_first = min(self.probe_seconds.values())  # measured at rung 0's size and margin
+            start = next((r for r in rungs if at_first * r.cost <= 0.6 / target_fps), rungs[-1])
+        return rungs, workers, Setting(start, workers[0])
+
+    def apply(self, setting) -> None:
+        """Process from now on at ``setting`` (a :class:`realtime.adaptive.Setting`)."""
+        rung = setting.rung
+        path = self._networks.get(rung.network, self.path)
+        if path not in self._backend:  # a sibling: the engine its parent's probe chose
+            self._backend[path] = self._backend.get(self.path, "onnxruntime")
+        model = self._engine(path, setting.workers)
+        model.border_pad = rung.margin
+        self.model, self.network, self.margin = model, rung.network, rung.margin
+        self.size = rung.size
+        self.workers = setting.workers
+
+    def describe(self, setting=None) -> str:
+        """What the HUD and the summary say about a choice (default: the current one)."""
+        if setting is None:
+            size, network, backend, workers, margin = self.size, self.network, self.backend, self.workers, self.margin
+        else:
+            rung = setting.rung
+            size, network, margin, workers = rung.size, rung.network, rung.margin, setting.workers
+            backend = self._backend.get(self._networks.get(network, self.path), "onnxruntime")
+        return (f"{size or 'full'} px, {network}, {backend}, {workers} worker{'s' if workers > 1 else ''}"
+                + (f", margin {margin}" if margin != self.own_margin else ""))
 
     # The weights are replaced, never changed in place: a frame in a worker thread reads them
     # while a key press on the main thread moves them, and must see one blend or the other.

@@ -6,6 +6,7 @@ sink) and the actions that keys and flags trigger (:data:`KEYS`).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from models.errors import InputFileError, UserError
+from realtime.adaptive import TARGET_FPS, Controller
 from realtime.effects import EFFECTS, Effect, EffectOptions, create_effect
 from realtime.sinks import Sink
 from realtime.sources import Frame, LatestFrameGrabber, Source, SourceLost
@@ -66,12 +68,32 @@ class Stats:
                 "fps": self.frames_out / wall if wall > 0 else 0.0, "seconds": wall, "reconnects": reconnects}
 
 
+def process_started() -> float:
+    """When this process started, on the ``time.perf_counter`` clock (Linux: from /proc; elsewhere: now).
+
+    The summary's start-up time counts from here: the interpreter and the imports included.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return time.perf_counter() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.perf_counter()
+
+
 def format_summary(s: dict) -> str:
     text = (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
             f"latency mean {s['latency_mean_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; "
             f"{s['fps']:.1f} FPS over {s['seconds']:.1f} s")
     if s.get("reconnects"):
         text += f"; source reconnected {s['reconnects']} time{'s' if s['reconnects'] > 1 else ''}"
+    if s.get("first_frame_s") is not None:
+        text += f"; first frame {s['first_frame_s']:.2f} s after start"
+    if s.get("settings"):
+        text += "\nsettled on " + s["setting"] + "; time in each: " + "; ".join(
+            f"{label} {sec:.1f} s" for label, sec in s["settings"])
     return text
 
 
@@ -104,7 +126,8 @@ class Runner:
                  options: EffectOptions | None = None, effects: Sequence[str] | None = None,
                  drop: bool = True, stabilize: bool = True, hud: bool = True, max_frames: int | None = None,
                  snapshot_dir: str | Path = ".", snapshot_at: Sequence[int] = (),
-                 reconnect_timeout: float = 60.0, log: Callable[[str], None] = print, progress: bool = False):
+                 reconnect_timeout: float = 60.0, log: Callable[[str], None] = print, progress: bool = False,
+                 target_fps: float | None = TARGET_FPS, started_at: float | None = None):
         self.source, self.sinks = source, list(sinks)
         self.options = options or EffectOptions()
         self.effect_names = list(effects or EFFECTS)
@@ -128,6 +151,12 @@ class Runner:
         self._grabber: LatestFrameGrabber | None = None
         self.last_output: np.ndarray | None = None
         self.snapshots: list[Path] = []
+        self.target_fps = target_fps
+        self.started_at = started_at
+        self.controller: Controller | None = None
+        self._adapted: Effect | None = None  # the effect the controller moves
+        self._prepared: set[int] = set()  # ids of the effects prepared on their first frame
+        self.first_frame_s: float | None = None
 
     def _get_effect(self, name: str) -> Effect:
         if name not in self._effects:
@@ -194,7 +223,10 @@ class Runner:
         if self.hud:
             lag = self.stats.latencies[-1] * 1000 if self.stats.latencies else 0.0
             dropped = self._grabber.dropped if self._grabber else 0
-            out = draw_hud(out, [self.effect.status(), f"{self.stats.fps:5.1f} FPS  latency {lag:4.0f} ms  dropped {dropped}"])
+            lines = [self.effect.status(), f"{self.stats.fps:5.1f} FPS  latency {lag:4.0f} ms  dropped {dropped}"]
+            if hasattr(self.effect, "describe"):
+                lines.append(self.effect.describe())
+            out = draw_hud(out, lines)
         return out
 
     def _show_waiting(self, message: str) -> None:
@@ -237,16 +269,40 @@ class Runner:
             return frame.captured - self._t0
         return frame.index / self.source.fps
 
+    def _prepare(self, frame: Frame) -> None:
+        """On an effect's first frame: the style effect's backend for this size and, live, its controller."""
+        effect = self.effect
+        self._prepared.add(id(effect))
+        if not hasattr(effect, "prepare"):
+            return
+        live = self.drop and bool(self.target_fps)
+        hw = frame.image.shape[:2]
+        effect.prepare(hw, log=self.log, live=live)
+        if live and self.controller is None:
+            rungs, workers, start = effect.ladder(hw, self.target_fps)
+            self.controller = Controller(rungs, workers, self.target_fps, start=start)
+            self._adapted = effect
+            effect.apply(start)
+
+    @staticmethod
+    def _timed(effect: Effect, image: np.ndarray) -> tuple[np.ndarray, float]:
+        t = time.perf_counter()
+        out = effect(image)
+        return out, time.perf_counter() - t
+
     def _start(self, frame: Frame, pool: ThreadPoolExecutor) -> Future:
         """The effect on ``frame``: in a worker thread, or here and now for a one-worker effect."""
+        if id(self.effect) not in self._prepared:
+            self._prepare(frame)
         if self.effect.workers > 1:
-            return pool.submit(self.effect, frame.image)
+            return pool.submit(self._timed, self.effect, frame.image)
         done: Future = Future()
-        done.set_result(self.effect(frame.image))
+        done.set_result(self._timed(self.effect, frame.image))
         return done
 
     def _emit(self, frame: Frame, effect_name: str, result: Future) -> None:
-        out = self._finish(frame, result.result(), effect_name)
+        image, seconds = result.result()
+        out = self._finish(frame, image, effect_name)
         if self.stats.frames_out + 1 in self.snapshot_at:
             self.snapshot()
         pts = self._pts(frame)
@@ -255,6 +311,13 @@ class Runner:
             if key is not None:
                 self.on_key(key)
         self.stats.record(frame.captured)
+        if self.first_frame_s is None and self.started_at is not None:
+            self.first_frame_s = time.perf_counter() - self.started_at
+        if self.controller is not None and self.effect is self._adapted:
+            self.controller.frame(self.stats.latencies[-1], seconds)
+            new = self.controller.decide()
+            if new is not None:
+                self.effect.apply(new)
         if self._bar is not None:
             self._bar.update(1)
 
@@ -288,7 +351,10 @@ class Runner:
                     continue
                 if enough:
                     break
+                waited = time.perf_counter()
                 frame = self._next_frame(POLL_SECONDS if pending else 0.25)
+                if not pending and self.controller is not None:  # nothing in flight: the source is slower
+                    self.controller.idle(time.perf_counter() - waited)
                 if frame is _END:
                     ended = True
                     break
@@ -320,4 +386,13 @@ class Runner:
         if self.interrupted:  # Ctrl+C may land between taking a frame and showing it
             dropped = frames_in - self.stats.frames_out
         reconnects = self._grabber.reconnects if self._grabber else 0
-        return self.stats.summary(frames_in, dropped, reconnects)
+        summary = self.stats.summary(frames_in, dropped, reconnects)
+        summary["first_frame_s"] = self.first_frame_s
+        if self.controller is not None:
+            describe = self._adapted.describe
+            summary["setting"] = describe(self.controller.setting)
+            summary["settings"] = [(describe(k), v) for k, v in self.controller.totals().items()]
+            summary["setting_changes"] = self.controller.changes
+        elif hasattr(self.effect, "describe"):
+            summary["setting"] = self.effect.describe()
+        return summary

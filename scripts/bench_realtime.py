@@ -4,14 +4,19 @@
     torch eager fp32, one frame at a time, conversions included (BGR uint8 -> tensor ->
     network -> clamp -> uint8 BGR);
 (b) this runner's whole path, capture to sink (``realtime.runner.Runner`` reading frames
-    from a source, the ``style`` effect with onnxruntime, the HUD, a sink), for the
-    ``johnson``, ``lite`` and ``tiny`` networks (``--archs``), with and without the optical-flow
-    stabiliser, and with the mirrored border margin the shipped styles use (``--border-pad``).
-    The runner's default on a CPU runs two frames at once (``--workers``); a row with one
-    worker shows the one-frame-at-a-time path.
+    from a source, the ``style`` effect, the HUD, a sink), for the ``johnson``, ``lite`` and
+    ``tiny`` networks (``--archs``), on each backend (onnxruntime, and OpenVINO when installed)
+    with 1 and 2 workers, with the optical-flow stabiliser, and with the mirrored border margin
+    the shipped styles use (``--border-pad``). Every frame is processed (``--no-drop`` mode), so
+    FPS is throughput and latency is capture to sink. Weights are random: speed does not depend
+    on them.
+(c) the adaptive default, the README's main job: the shipped default style on the demo clip
+    at its 30 frames per second, newest frame only, stabiliser, margin and HUD on, holding
+    ``--target-fps``; FPS is frames shown over the run's wall time, and the row names the
+    setting it settled on.
 
-Every frame is processed (``--no-drop`` mode), so FPS is throughput and latency is
-capture to sink. Weights are random: speed does not depend on them.
+The machine's CPU flags that matter (AVX2, AVX-512, VNNI, AMX) and its load average are printed
+first: figures from a loaded machine are not comparable.
 
     python scripts/bench_realtime.py [--frames 30] [--sizes 320x240 640x480 1280x720]
 """
@@ -19,6 +24,7 @@ capture to sink. Weights are random: speed does not depend on them.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from models.cli import min_int
+from realtime.sinks import Sink
+from realtime.sources import Source
 
 
-class _Frames:
+class _Frames(Source):
     """A source of precomputed frames, so the source costs nothing measurable."""
 
     live = False
@@ -48,7 +56,7 @@ class _Frames:
         pass
 
 
-class _NullSink:
+class _NullSink(Sink):
     """Keeps only the time each frame arrived: throughput is frames over the time they took to arrive."""
 
     live = False
@@ -79,20 +87,33 @@ def _reference(frames: list[np.ndarray], net) -> tuple[float, np.ndarray]:
 
 
 def _runner(frames: list[np.ndarray], model: Path, stabilize: bool, border_pad: int = 0,
-            workers: int | None = None) -> tuple[float, np.ndarray]:
+            workers: int | None = None, backend: str = "onnxruntime") -> tuple[float, np.ndarray]:
     from realtime.effects import EffectOptions
     from realtime.runner import Runner
 
     sink = _NullSink()
     runner = Runner(_Frames(frames), [sink], effect="style", effects=["style"],
                     options=EffectOptions(model=str(model), provider="auto", border_pad=border_pad,
-                                         workers=workers), drop=False, stabilize=stabilize)
+                                         workers=workers, backend=backend), drop=False, stabilize=stabilize)
     runner.run()
     lat = np.array(runner.stats.latencies)
     # Throughput after 3 warm-up frames. With frames in flight in parallel, latency is longer
     # than the time between frames, so it is counted from the sink, not from the latencies.
     t = sink.times
     return (len(t) - 4) / (t[-1] - t[3]), lat
+
+
+def _adaptive(size: tuple[int, int], frames: int, target_fps: float) -> tuple[float, np.ndarray, str]:
+    """The main job's path: demo clip, newest frame only, shipped default, adaptive; (FPS, latencies, setting)."""
+    from realtime.effects import EffectOptions
+    from realtime.runner import Runner
+    from realtime.sources import DemoSource
+
+    runner = Runner(DemoSource(size), [_NullSink()], effect="style", effects=["style"],
+                    options=EffectOptions(provider="auto"), drop=True, max_frames=frames, target_fps=target_fps,
+                    log=lambda m: None)
+    s = runner.run()
+    return s["fps"], np.array(runner.stats.latencies), s.get("setting", "")
 
 
 def main() -> None:
@@ -103,6 +124,8 @@ def main() -> None:
                     help="style networks to run through the runner (the reference is always johnson)")
     ap.add_argument("--border-pad", type=min_int(0), default=32, metavar="PX",
                     help="also run each network with this mirrored margin, as the shipped styles do (0: skip)")
+    ap.add_argument("--target-fps", type=float, default=15.0, help="the adaptive row's target (default: 15)")
+    ap.add_argument("--live-frames", type=min_int(10), default=90, help="frames of the adaptive row (default: 90)")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -112,6 +135,15 @@ def main() -> None:
     from models.style_net import StyleNet
     from training.export import export_style_net
 
+    from models.backends import _cpu_name, cpu_flags, openvino_available
+
+    backends = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
+    flags = cpu_flags()
+    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores; AVX2 {'avx2' in flags}, AVX-512 {'avx512f' in flags}, "
+          f"VNNI {any('vnni' in f for f in flags)}, AMX {'amx_tile' in flags}; load average "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    if len(backends) == 1:
+        print("OpenVINO is not installed (pip install openvino): onnxruntime rows only")
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__} "
           f"({default_providers()[0]}); {args.frames} frames each, every frame processed")
@@ -119,7 +151,7 @@ def main() -> None:
         torch.manual_seed(0)
         nets = {a: StyleNet(a).eval() for a in dict.fromkeys(("johnson", *args.archs))}
         onnx = {a: export_style_net(n, Path(tmp) / f"{a}.onnx") for a, n in nets.items()}
-        header = f"{'size':>9s}  {'path':58s} {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'x ref':>6s}"
+        header = f"{'size':>9s}  {'path':78s} {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'x ref':>6s}"
         print(header)
         for size in args.sizes:
             w, h = (int(v) for v in size.split("x"))
@@ -127,19 +159,22 @@ def main() -> None:
             ref_fps, ref_lat = _reference(frames, nets["johnson"])
             rows = [("(a) reference: johnson, torch eager fp32", ref_fps, ref_lat[3:])]
             for arch in args.archs:
-                # (stabiliser, margin, workers): the default path (frames in parallel on a CPU),
-                # one frame at a time, and the extras the shipped styles add
-                variants = [(False, 0, None), (False, 0, 1), (True, 0, None)]
+                # (stabiliser, margin, workers, backend): each backend with 1 and 2 workers, then
+                # the extras the shipped styles add on the faster backend's default
+                variants = [(False, 0, w, b) for b in backends for w in (1, 2)]
+                variants += [(True, 0, 2, "auto")]
                 if args.border_pad:
-                    variants += [(False, args.border_pad, None), (True, args.border_pad, None)]
-                for stabilize, pad, workers in variants:
-                    fps, lat = _runner(frames, onnx[arch], stabilize, pad, workers)
-                    label = (f"(b) runner: {arch}, onnxruntime" + (" + stabiliser" if stabilize else "")
-                             + (f" + {pad} px margin" if pad else "") + (", 1 worker" if workers == 1 else ""))
+                    variants += [(False, args.border_pad, 2, "auto"), (True, args.border_pad, 2, "auto")]
+                for stabilize, pad, workers, backend in variants:
+                    fps, lat = _runner(frames, onnx[arch], stabilize, pad, workers, backend)
+                    label = (f"(b) runner: {arch}, {backend}, {workers} worker{'s' if workers > 1 else ''}"
+                             + (" + stabiliser" if stabilize else "") + (f" + {pad} px margin" if pad else ""))
                     rows.append((label, fps, lat[3:]))
+            fps, lat, setting = _adaptive((w, h), args.live_frames, args.target_fps)
+            rows.append((f"(c) adaptive default, live -> {setting}", fps, lat))
             for label, fps, lat in rows:
                 p50, p95 = np.percentile(lat * 1000, [50, 95])
-                print(f"{size:>9s}  {label:58s} {fps:6.1f} {p50:7.1f} {p95:7.1f} {fps / ref_fps:6.2f}", flush=True)
+                print(f"{size:>9s}  {label:78s} {fps:6.1f} {p50:7.1f} {p95:7.1f} {fps / ref_fps:6.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,307 @@
+"""The adaptive controller: driven by a fake effect whose cost depends on the processing size.
+
+A simulated clock makes the runs exact: no timing assertions anywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.adaptive import Controller, Setting, build_ladder, size_steps
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def simulate(ctrl: Controller, clock: Clock, cost_at_640: float, frames: int, overhead: float = 0.01,
+             parallel: float = 1.8) -> list[Setting]:
+    """Run ``frames`` frames: the effect costs ``cost_at_640`` seconds times the rung's pixel share;
+    two workers overlap two frames (``parallel`` of them at once) at one frame's latency plus waiting."""
+    seen = []
+    for _ in range(frames):
+        s = ctrl.setting
+        effect = cost_at_640 * s.rung.cost
+        frame_time = overhead + (effect / parallel if s.workers == 2 else effect)
+        latency = overhead + effect * (1.15 if s.workers == 2 else 1.0)
+        clock.t += frame_time
+        ctrl.frame(latency, effect)
+        ctrl.decide()
+        seen.append(ctrl.setting)
+    return seen
+
+
+def ladder():
+    return build_ladder((480, 640), size_steps(640, 320), [("lite", 1.0)], [32])
+
+
+def test_size_steps_reach_the_floor_and_never_go_below():
+    steps = size_steps(640, 320)
+    assert steps[0] == 640 and steps[-1] == 320
+    assert all(a > b for a, b in zip(steps, steps[1:]))
+    assert size_steps(1920, 320)[-1] == 320
+    assert size_steps(256, 320) == [256]  # a frame smaller than the floor is processed as it is
+
+
+def test_ladder_keeps_one_network_down_to_the_floor_then_cheaper_ones():
+    rungs = build_ladder((480, 640), size_steps(640, 320), [("lite", 1.0), ("tiny", 0.45)], [32, 0])
+    costs = [r.cost for r in rungs]
+    assert costs == sorted(costs, reverse=True) and costs[0] == 1.0
+    names = [r.network for r in rungs]
+    assert names.index("tiny") > max(i for i, n in enumerate(names) if n == "lite")
+    assert rungs[-1].margin == 0 and all(r.margin == 32 for r in rungs[:-1])
+
+
+def test_an_expensive_effect_is_driven_down_until_the_target_is_met():
+    clock = Clock()
+    ctrl = Controller(ladder(), workers=[1, 2], target_fps=15, clock=clock)
+    simulate(ctrl, clock, cost_at_640=0.15, frames=200)
+    s = ctrl.setting
+    assert s.rung.size < 640
+    effect = 0.15 * s.rung.cost
+    fps = 1 / (0.01 + (effect / 1.8 if s.workers == 2 else effect))
+    assert fps >= 15
+    # and it settled: the last 100 frames saw one setting
+    assert len(set(simulate(ctrl, clock, 0.15, 100))) == 1
+
+
+def test_quality_comes_back_when_the_cost_drops_and_does_not_flicker():
+    clock = Clock()
+    ctrl = Controller(ladder(), workers=[1, 2], target_fps=15, clock=clock)
+    simulate(ctrl, clock, cost_at_640=0.15, frames=200)
+    low = ctrl.setting.rung.size
+    seen = simulate(ctrl, clock, cost_at_640=0.02, frames=300)  # another program stopped: 7x cheaper
+    assert ctrl.setting.rung.size == 640 and low < 640
+    sizes = [s.rung.size for s in seen]
+    assert all(a <= b for a, b in zip(sizes, sizes[1:]))  # only up, never back and forth
+
+
+def test_a_rung_that_fails_right_after_a_step_up_is_not_retried_at_once():
+    # a cost the pixel model underestimates at the bigger rungs: predicted to fit, measured not to
+    clock = Clock()
+    rungs = ladder()
+    ctrl = Controller(rungs, workers=[1], target_fps=15, clock=clock)
+    tries = []
+    for _ in range(600):
+        s = ctrl.setting
+        effect = 0.04 * s.rung.cost + (0.05 if s.rung.size > 512 else 0.0)
+        clock.t += 0.005 + effect
+        ctrl.frame(0.005 + effect, effect)
+        if ctrl.decide() and ctrl.setting.rung.size > 512:
+            tries.append(clock.t)
+    assert ctrl.setting.rung.size <= 576
+    # retries of the failing rung get rarer: the pauses between them grow (the back-off doubles)
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert len(tries) >= 3 and all(b > 1.5 * a for a, b in zip(gaps, gaps[1:]))
+
+
+@pytest.mark.parametrize("workers", [[1], [2]])
+def test_a_pinned_worker_count_is_never_changed(workers):
+    clock = Clock()
+    ctrl = Controller(ladder(), workers=workers, target_fps=15, clock=clock)
+    seen = simulate(ctrl, clock, cost_at_640=0.15, frames=150) + simulate(ctrl, clock, 0.01, 150)
+    assert {s.workers for s in seen} == set(workers)
+
+
+def test_a_pinned_size_is_never_changed():
+    clock = Clock()
+    rungs = build_ladder((480, 640), [640], [("lite", 1.0)], [32])
+    ctrl = Controller(rungs, workers=[1], target_fps=15, clock=clock)
+    seen = simulate(ctrl, clock, cost_at_640=0.3, frames=100)
+    assert {s.rung.size for s in seen} == {640}
+
+
+def test_two_workers_are_chosen_only_when_they_measure_better():
+    clock = Clock()
+    ctrl = Controller(ladder(), workers=[1, 2], target_fps=15, clock=clock)
+    # no gain from a second worker (parallel=1): it costs latency for nothing
+    simulate(ctrl, clock, cost_at_640=0.15, frames=200, parallel=1.0)
+    assert ctrl.setting.workers == 1
+    clock2 = Clock()
+    ctrl2 = Controller(ladder(), workers=[1, 2], target_fps=15, clock=clock2)
+    # a second worker nearly doubles the rate: it keeps a bigger size
+    simulate(ctrl2, clock2, cost_at_640=0.15, frames=200, parallel=2.0)
+    assert ctrl2.setting.workers == 2 and ctrl2.setting.rung.size > ctrl.setting.rung.size
+
+
+def test_a_second_worker_is_tried_for_headroom_when_the_target_is_met_without_it():
+    clock = Clock()
+    rungs = ladder()
+    start = Setting(rungs[3], 1)  # meets 15 FPS with one worker, with no headroom for a rung up
+    ctrl = Controller(rungs, workers=[1, 2], target_fps=15, start=start, clock=clock)
+    simulate(ctrl, clock, cost_at_640=0.1, frames=300, parallel=2.0)
+    assert ctrl.setting.workers == 2 and ctrl.setting.rung.cost > start.rung.cost
+
+
+def test_time_in_each_setting_adds_up_to_the_run():
+    clock = Clock()
+    ctrl = Controller(ladder(), workers=[1, 2], target_fps=15, clock=clock)
+    simulate(ctrl, clock, cost_at_640=0.15, frames=120)
+    assert sum(ctrl.totals().values()) == pytest.approx(clock.t)
+
+
+# the style effect and its backends --------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLELENS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _photo(h=48, w=64):
+    from realtime.sources import DemoSource
+
+    return DemoSource((w, h), frames=1).read()
+
+
+def test_openvino_and_onnxruntime_give_the_same_image():
+    pytest.importorskip("openvino")
+    from models import zoo
+    from models.backends import load_style_model
+    from models.images import bgr_to_nchw
+
+    x = bgr_to_nchw(_photo(40, 56))
+    for name in ("starry_night_lite", "starry_night_tiny", "five_styles_lite"):
+        ort = load_style_model(zoo.model_path(name), "onnxruntime", ["CPUExecutionProvider"])
+        ov = load_style_model(zoo.model_path(name), "openvino", threads=1)
+        assert ov.backend == "openvino" and ov.styles == ort.styles
+        w = ort.style_weights({ort.styles[-1]: 0.6, ort.styles[0]: 0.4})
+        a, b = ort.run(x, w), ov.run(x, w)
+        assert a.shape == b.shape == (1, 3, 40, 56)
+        assert np.abs(a - b).max() <= 1e-3, name
+        assert a.std() > 0.01  # a picture, not a constant
+
+
+def test_openvino_runs_frames_from_two_threads_at_once():
+    pytest.importorskip("openvino")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from models import zoo
+    from models.backends import load_style_model
+    from models.images import bgr_to_nchw
+
+    model = load_style_model(zoo.model_path("starry_night_tiny"), "openvino", threads=1, streams=2)
+    frames = [bgr_to_nchw(_photo(32 + 8 * i, 48)) for i in range(4)]
+    alone = [model.run(f) for f in frames]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(model.run, frames))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+
+
+def test_backend_probe_is_cached_per_model_and_size(tmp_path):
+    pytest.importorskip("openvino")
+    from models import zoo
+    from models.backends import probe_backends
+
+    cache = tmp_path / "probe.json"
+    path = zoo.model_path("starry_night_tiny")
+    first, seconds, built = probe_backends(path, (48, 64), threads=1, cache=cache)
+    assert first in ("onnxruntime", "openvino") and set(seconds) == {"onnxruntime", "openvino"}
+    assert first in built  # the winner comes back built, ready to keep
+    again, seconds_again, built_again = probe_backends(path, (48, 64), threads=1, cache=cache)
+    assert (again, seconds_again, built_again) == (first, seconds, {})  # from the cache: nothing built
+    _, _, other_size = probe_backends(path, (64, 80), threads=1, cache=cache)
+    assert other_size  # another size is probed anew
+
+
+def test_unknown_or_missing_backend_is_a_clear_error(monkeypatch):
+    from models import zoo
+    from models import backends
+    from models.errors import UserError
+
+    with pytest.raises(UserError, match="unknown backend"):
+        backends.load_style_model(zoo.model_path(), "tensorrt")
+    monkeypatch.setattr(backends, "openvino_available", lambda: False)
+    with pytest.raises(UserError, match="pip install openvino"):
+        backends.load_style_model(zoo.model_path(), "openvino")
+
+
+def test_style_effect_ladder_leaves_pinned_choices_alone():
+    from models import zoo
+    from realtime.effects import EffectOptions, create_effect
+
+    fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime"))
+    fx.prepare((480, 640), live=True)
+    rungs, workers, start = fx.ladder((480, 640), 15)
+    assert workers == [1, 2] and {r.size for r in rungs} >= {640, 320} and min(r.size for r in rungs) == 320
+    assert [r.network for r in rungs][-1] == "starry_night_tiny"  # the shipped default has a tiny sibling
+    pinned = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime", size=200, workers=1,
+                                                  border_pad=0, model="starry_night_lite"))  # a shipped name
+    pinned.prepare((480, 640), live=True)
+    rungs, workers, start = pinned.ladder((480, 640), 15)
+    assert workers == [1] and [(r.size, r.network, r.margin) for r in rungs] == [(200, "starry_night_lite", 0)]
+
+
+def test_style_effect_applies_a_setting_and_says_what_it_runs():
+    from realtime.adaptive import Setting
+    from realtime.effects import EffectOptions, create_effect
+
+    fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime"))
+    frame = _photo(48, 64)
+    fx.prepare(frame.shape[:2], live=True)
+    rungs, _, _ = fx.ladder(frame.shape[:2], 15)
+    full = fx(frame)
+    small = next(r for r in rungs if r.network == "starry_night_tiny")
+    fx.apply(Setting(small, 2))
+    out = fx(frame)
+    assert out.shape == full.shape and fx.workers == 2
+    assert np.abs(out.astype(float) - full.astype(float)).mean() > 1  # another network, another picture
+    assert fx.describe().startswith(f"{small.size} px, starry_night_tiny, onnxruntime, 2 workers")
+
+
+class _CostlyEffect:
+    """A fake style effect whose cost grows with the processing size: 0.12 s at 640 px."""
+
+    name = "costly-test"
+
+    def __init__(self, options=None):
+        self.size, self.workers, self.cost = 640, 1, 0.12
+        self.seen: list[int] = []
+
+    def prepare(self, hw, log=None, live=False):
+        pass
+
+    def ladder(self, hw, target_fps):
+        rungs = build_ladder(hw, size_steps(max(hw), 320), [("fake", 1.0)], [0])
+        return rungs, [1], Setting(rungs[0], 1)
+
+    def apply(self, setting):
+        self.size = setting.rung.size
+
+    def describe(self, setting=None):
+        return f"{(setting.rung.size if setting else self.size)} px"
+
+    def status(self):
+        return "costly"
+
+    def reset(self):
+        pass
+
+    def __call__(self, frame):
+        import time
+
+        self.seen.append(self.size)
+        time.sleep(self.cost * (self.size / 640) ** 2)
+        return frame
+
+
+def test_the_runner_drives_a_costly_effect_down_and_reports_its_choices():
+    from realtime.effects import EFFECTS
+    from realtime.runner import Runner, format_summary
+    from realtime.sources import DemoSource
+
+    EFFECTS["costly-test"] = _CostlyEffect
+    try:
+        runner = Runner(DemoSource((640, 480), noise=0), [], effect="costly-test", effects=["costly-test"],
+                        stabilize=False, hud=False, max_frames=40, target_fps=15)
+        summary = runner.run()
+    finally:
+        del EFFECTS["costly-test"]
+    sizes = runner.effect.seen
+    assert sizes[0] == 640 and min(sizes) < 640 and sizes[-1] < 640
+    assert summary["setting"] == f"{sizes[-1]} px" and summary["settings"][0][0] == "640 px"
+    assert "settled on" in format_summary(summary)

@@ -165,7 +165,7 @@ def _stylize(argv: Sequence[str]) -> int:
     chosen_model = args.model is None
     args.model = args.model or _default_model()
     args.images = args.images or [str(zoo.SAMPLE_PHOTO)]
-    single = len(args.images) == 1 and not Path(args.images[0]).is_dir() and not (args.out and Path(args.out).is_dir())
+    single = training_cli.writes_one_file(args)
     if single:
         args.out = args.out or "stylized.png"
     started = time.time()

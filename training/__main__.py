@@ -143,6 +143,18 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {path}; parity with torch at 240x320 and 181x263: max abs difference {err:.2e}")
 
 
+def writes_one_file(args: argparse.Namespace) -> bool:
+    """Whether ``stylize`` writes one image file (else: each input into the --out folder).
+
+    --out names a folder to write into when it is one, unless it is named like an image (then it
+    is refused as a file that cannot be written, not taken as a folder)."""
+    from models.images import IMAGE_SUFFIXES
+
+    single = len(args.images) <= 1 and not any(Path(p).is_dir() for p in args.images)
+    out_is_folder = bool(args.out) and Path(args.out).is_dir() and Path(args.out).suffix.lower() not in IMAGE_SUFFIXES
+    return single and not out_is_folder
+
+
 def _stylize(args: argparse.Namespace) -> None:
     from models import zoo
     from models.onnx_style import providers_for
@@ -151,15 +163,14 @@ def _stylize(args: argparse.Namespace) -> None:
     from training.stylize import stylize_file, stylize_many
 
     model, providers = args.model or zoo.model_path(), providers_for(args.provider)
-    single = len(args.images) <= 1 and not any(Path(p).is_dir() for p in args.images)
-    if single and not (args.out and Path(args.out).is_dir()):
+    if writes_one_file(args):
         out = stylize_file(model, args.images[0] if args.images else zoo.SAMPLE_PHOTO, args.out or "stylized.png",
                            blend=args.blend, max_size=args.max_size, providers=providers, tile=args.tile)
         print(f"wrote {out}")
         return
     if not args.out:
         raise UserError("several images or a folder need --out FOLDER")
-    written, skipped = stylize_many(model, args.images, args.out, blend=args.blend, max_size=args.max_size,
+    written, skipped = stylize_many(model, args.images or [zoo.SAMPLE_PHOTO], args.out, blend=args.blend, max_size=args.max_size,
                                     providers=providers, progress=sys.stderr.isatty(),
                                     log=lambda m: tqdm.write(m, file=sys.stderr), tile=args.tile)
     if not written:

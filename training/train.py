@@ -59,6 +59,10 @@ class TrainSettings:
     # Without (structure_target 0): the style weight itself (None: the loss network's default).
     style_weight: float | None = None
     structure_target: float = 0.55  # the photo's edges kept, for the style calibration; 0: no calibration
+    # The calibration's steps [start, end); None: from the run's length (StyleCalibration.for_run).
+    # A resumed run keeps the schedule it started with.
+    calibration_start: int | None = None
+    calibration_end: int | None = None
     tv_weight: float | None = None
     stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
     stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units
@@ -269,10 +273,15 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         warnings.warn("the style calibration sets one weight per style and let two of five styles fade to the "
                       "photo in our trial; for several styles, --structure-target 0 --style-weight 5 is safer")
     if s.structure_target > 0:
-        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target,
-                                               s.style_weight if s.style_weight is not None else 1.0)
+        strength = s.style_weight if s.style_weight is not None else 1.0
+        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target, strength)
+        if s.calibration_start is not None or s.calibration_end is not None:
+            start = s.calibration_start if s.calibration_start is not None else calibration.start
+            end = s.calibration_end if s.calibration_end is not None else calibration.end
+            calibration = StyleCalibration(criterion, s.structure_target, start, max(1, end - start), strength)
 
     start = 0
+    saved_rng = None
     if s.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         _check_resume_compatible(ckpt["config"], config, ckpt_path)
@@ -280,11 +289,14 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         opt.load_state_dict(ckpt["optimizer"])
         if "style_scale" in ckpt:
             criterion.style_scale.copy_(ckpt["style_scale"])
+        saved = ckpt.get("calibration")
+        if calibration is not None and saved:  # the schedule it started with, and where it stood
+            calibration = StyleCalibration(criterion, s.structure_target, saved["start"], saved["steps"],
+                                           calibration.strength)
+            calibration.measured = {int(k): float(v) for k, v in saved["measured"].items()}
         for group in opt.param_groups:  # a --lr given now applies from here on
             group["lr"] = s.lr
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        saved_rng = ckpt["rng"]  # restored once the data loader has drawn its own seed (below)
         start = int(ckpt["step"])
         config["wall_seconds_before"] = float(ckpt["config"].get("wall_seconds", 0.0))
         if rank == 0:
@@ -313,8 +325,12 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
                                                         * criterion.style_scale.cpu()).tolist()))
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        calibrated = None if calibration is None else {
+            "start": calibration.start, "steps": calibration.steps,
+            "measured": {str(k): v for k, v in calibration.measured.items()}}
         return {"step": step, "model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng,
-                "style_scale": criterion.style_scale.detach().cpu().clone(), "config": config}
+                "style_scale": criterion.style_scale.detach().cpu().clone(), "calibration": calibrated,
+                "config": config}
 
     def check_finite(values: dict[str, float], step: int) -> None:
         finite = math.isfinite(values["total"])
@@ -332,7 +348,15 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
     running: dict[str, float] = {}
     step = start
     net.train()
-    for step, batch in zip(range(start, s.steps), loader):
+    # Making the loader's iterator draws from the global generator; so the random numbers of the
+    # steps (the colour term's pixel samples, the stability noise) match an uninterrupted run,
+    # a resumed run restores the saved state after that draw.
+    batches = iter(loader)
+    if saved_rng is not None:
+        torch.set_rng_state(saved_rng["torch"])
+        if device.type == "cuda" and saved_rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(saved_rng["cuda"], device)
+    for step, batch in zip(range(start, s.steps), batches):
         style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
         values = train_step(model, criterion, opt, batch, style_index, bf16,
                             check=lambda v, step=step: check_finite(v, step),

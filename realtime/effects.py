@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
+from models.blend import check_strength, finish_style_bgr
 from models.images import bgr_to_nchw, nchw_to_bgr, overlay_heat, resize_max_side, resize_to
 
 
@@ -36,6 +37,8 @@ class EffectOptions:
     threads: int | None = None
     border_pad: int | None = None  # mirrored margin around style frames; None: the model's own
     workers: int | None = None  # frames the style effect runs at once; None: 2 on a CPU of 2+ cores, else 1
+    strength: float = 1.0  # style effect: 0 the frame, 1 the full style (models.blend)
+    preserve_color: bool = False  # style effect: keep the frame's colours
 
 
 class Effect:
@@ -124,7 +127,11 @@ class StyleEffect(Effect):
 
         providers = providers_for(options.provider)
         self.workers, threads = style_workers(options, providers)
-        self.model = OnnxStyleModel(options.model or zoo.model_path(), providers=providers, threads=threads)
+        path = zoo.resolve_model(options.model, options.style)  # a file, or a shipped or user style's name
+        self.model = OnnxStyleModel(path, providers=providers, threads=threads)
+        if not options.model and options.style not in self.model.styles:  # --style named the model itself
+            options = replace(options, style=None)
+        self.strength, self.preserve_color = check_strength(options.strength), options.preserve_color
         if options.border_pad is not None:
             self.model.border_pad = options.border_pad
         self.size = options.size
@@ -170,7 +177,7 @@ class StyleEffect(Effect):
         small = _resize_for_processing(frame, self.size)
         weights = self.weights[None] if self.model.conditional else None  # one read: see cycle()
         out = nchw_to_bgr(self.model.run(bgr_to_nchw(small), weights))
-        return resize_to(out, frame)
+        return finish_style_bgr(resize_to(out, frame), frame, self.strength, self.preserve_color)
 
 
 class _BackboneEffect(Effect):

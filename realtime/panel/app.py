@@ -1,4 +1,5 @@
-"""The page: one tab per method of "Visualizing and Understanding" CNNs, plus fast style.
+"""The page: fast style first (a picker of paintings, strength, colour, webcam, your own painting),
+then one tab per method of "Visualizing and Understanding" CNNs.
 
 Layout only; the work happens in ``realtime.panel.methods``. Every event has an API
 name (``/saliency``, ``/deepdream``, ...) so ``gradio_client`` and scripts can call it.
@@ -15,12 +16,13 @@ from models.backbones import BACKBONES, backbone_layers
 from realtime.panel import methods
 from realtime.panel import inputs
 from realtime.panel.inputs import class_choices, upload_image
-from realtime.panel.styles import zoo_models
+from realtime.panel import train_tab
+from realtime.panel.styles import tile_images, tiles, zoo_models
 
 SLOW = dict(concurrency_limit=1, concurrency_id="slow")
-INTRO = """# stylelens: what a CNN sees
-Every method of *Visualizing and Understanding* (CS231n lecture 12) on your own images, and fast
-style transfer. Pick the network once, above the tabs; `efficientnet_lite0` works offline,
+INTRO = """# stylelens: paint your photos and webcam, and see what a CNN sees
+Fast style transfer with the shipped paintings or your own, and every method of *Visualizing and
+Understanding* (CS231n lecture 12) on your own images. For the lecture's methods pick the network above the tabs; `efficientnet_lite0` works offline,
 `vgg16`/`vgg19` need their torchvision weights in the torch hub cache. Uploads: images up to
 {mb:g} MB, shrunk to {side} px on the longer side."""
 
@@ -33,6 +35,11 @@ def _class_menu(label: str, allow_empty: bool = True, value: str | None = None) 
     info = "empty: the top predicted class" if allow_empty else "type to search"
     return gr.Dropdown(class_choices(), value=value, label=label, info=info, allow_custom_value=True,
                        filterable=True)
+
+
+def refresh_picker() -> tuple[dict, dict]:
+    """The picker and the model menu with every style at hand now (a trained one included)."""
+    return gr.update(value=tile_images(tiles())), gr.update(choices=zoo_models())
 
 
 def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits | None = None) -> gr.Blocks:
@@ -58,6 +65,65 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
     with gr.Blocks(title="stylelens", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
         gr.Markdown(INTRO.format(mb=inputs.LIMITS.max_upload_mb, side=inputs.LIMITS.max_side))
         network = gr.Dropdown(list(BACKBONES), value=backbone_name, label="Network")
+
+        with gr.Tab("Fast style", id="fast-style"):
+            gr.Markdown("Trained feed-forward style networks (Johnson et al. 2016) through ONNX Runtime. "
+                        "Click a painting to paint your photo in its style.")
+            picker = gr.Gallery(tile_images(tiles()), label="Style: click a painting", columns=8, height="auto",
+                                allow_preview=False, object_fit="cover", elem_id="style-picker")
+            models = zoo_models()
+            # The chosen model and style (or blend): set by the picker and the sliders, named in the API.
+            z_model = gr.Dropdown(models, value=models[0], label="Style model", allow_custom_value=True,
+                                  visible=False)
+            z_blend = gr.Textbox(label="Style or blend", visible=False)
+            z_info = gr.Markdown(f"**{tiles()[0].style}**", elem_id="style-chosen")
+            with gr.Row(visible=True):
+                z_sliders = [gr.Slider(0, 100, value=0, step=1, label="", visible=False, elem_id=f"blend-{i}")
+                             for i in range(methods.MAX_BLEND_SLIDERS)]
+            with gr.Row():
+                z_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength (0: the photo, 1: full style)",
+                                       elem_id="style-strength")
+                z_color = gr.Checkbox(label="Preserve colour (the photo's colours, the style's strokes)",
+                                      elem_id="style-color")
+            finish = [z_strength, z_color]
+            with gr.Tabs():
+                with gr.Tab("Photo"):
+                    with gr.Row():
+                        z_img = upload_image("Photo", value=sample, elem_id="style-photo")
+                        z_out = gr.Image(label="Stylised", format="jpeg", elem_id="style-output")
+                    z_btn = gr.Button("Stylise", variant="primary", elem_id="style-run")
+                with gr.Tab("Webcam"):
+                    gr.Markdown("Frames are stylised as they arrive; one frame is in flight at a time.")
+                    with gr.Row():
+                        cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
+                                       elem_id="webcam", webcam_options=gr.WebcamOptions(
+                                           constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}))
+                        live = gr.Image(streaming=True, format="jpeg", label="Live stylised", elem_id="live-output")
+                with gr.Tab("Video"):
+                    gr.Markdown("Every frame at its own time, with the clip's sound, as H.264 in .mp4.")
+                    with gr.Row():
+                        v_in = gr.File(label="Video", file_types=["video"], elem_id="style-video-in")
+                        v_out = gr.Video(label="Stylised video", format=None, elem_id="style-video-out")
+                    v_btn = gr.Button("Stylise the video", variant="primary", elem_id="style-video-run")
+            style_in = [z_img, z_model, z_blend, *finish]
+            z_btn.click(methods.fast_style, style_in, [z_out], api_name="fast_style")
+            picker.select(methods.pick_style, [z_img, *finish], [z_model, z_blend, z_info, z_out, *z_sliders],
+                          api_name=False)
+            for slider in z_sliders:
+                slider.release(methods.blend_sliders, [z_img, z_model, *finish, *z_sliders], [z_blend, z_info, z_out],
+                               api_name=False)
+            z_strength.release(methods.fast_style, style_in, [z_out], api_name=False)
+            z_color.input(methods.fast_style, style_in, [z_out], api_name=False)
+            z_img.upload(methods.fast_style, style_in, [z_out], api_name=False)
+            v_btn.click(methods.fast_style_video, [v_in, z_model, z_blend, *finish], [v_out],
+                        api_name="fast_style_video", **SLOW)
+            cam.stream(methods.stream_style, [cam, z_model, z_blend, *finish], [live], stream_every=0.05,
+                       time_limit=600, concurrency_limit=2, api_name="stream_style")
+
+        with gr.Tab("Your painting", id="your-painting"):
+            _, trained = train_tab.build_tab(z_img)
+            trained.then(refresh_picker, None, [picker, z_model], api_name=False)
+        app.load(refresh_picker, None, [picker, z_model], api_name="styles")  # styles trained since start-up
 
         with gr.Tab("Filters & features"), gr.Tabs():
             with gr.Tab("Filters"):
@@ -257,34 +323,6 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                 gr.Examples([[sample, [style_example]]], [a_content, a_styles])
                 a_btn.click(methods.gatys, [network, a_content, a_styles, a_blend, a_size, a_cw, a_sw, a_tv, a_color,
                                             a_scales, a_opt, a_steps], [a_out, a_text], api_name="gatys", **SLOW)
-
-        with gr.Tab("Fast style"):
-            gr.Markdown("Trained feed-forward style networks (Johnson et al. 2016) through ONNX Runtime. "
-                        "Blend styles of a multi-style model as `name=weight, name=weight`.")
-            models = zoo_models()
-            with gr.Row():
-                z_model = gr.Dropdown(models, value=models[0], label="Style model")
-                z_blend = gr.Textbox(label="Style or blend", placeholder="empty: the model's first style")
-            with gr.Row():
-                z_img = upload_image("Image")
-                z_out = gr.Image(label="Stylised")
-            z_btn = gr.Button("Stylise", variant="primary")
-            gr.Examples([[sample]], [z_img])
-            z_btn.click(methods.fast_style, [z_img, z_model, z_blend], [z_out], api_name="fast_style")
-            gr.Markdown("### A video\nEvery frame at its own time, with the clip's sound, as H.264 in .mp4.")
-            with gr.Row():
-                v_in = gr.File(label="Video", file_types=["video"], elem_id="style-video-in")
-                v_out = gr.Video(label="Stylised video", format=None, elem_id="style-video-out")
-            v_btn = gr.Button("Stylise the video", variant="primary", elem_id="style-video-run")
-            v_btn.click(methods.fast_style_video, [v_in, z_model, z_blend], [v_out], api_name="fast_style_video", **SLOW)
-            gr.Markdown("### Live webcam\nFrames are stylised as they arrive; one frame is in flight at a time.")
-            with gr.Row():
-                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam",
-                               webcam_options=gr.WebcamOptions(
-                                   constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}))
-                live = gr.Image(streaming=True, format="jpeg", label="Live stylised", elem_id="live-output")
-            cam.stream(methods.stream_style, [cam, z_model, z_blend], [live], stream_every=0.05, time_limit=600,
-                       concurrency_limit=2, api_name="stream_style")
 
         def follow_network(name: str):
             names = backbone_layers(name)

@@ -37,9 +37,9 @@ def _class_menu(label: str, allow_empty: bool = True, value: str | None = None) 
                        filterable=True)
 
 
-def refresh_picker() -> tuple[dict, dict]:
+def refresh_picker() -> tuple[list, dict]:
     """The picker and the model menu with every style at hand now (a trained one included)."""
-    return gr.update(value=tile_images(tiles())), gr.update(choices=zoo_models())
+    return tile_images(tiles()), gr.update(choices=zoo_models())
 
 
 def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits | None = None) -> gr.Blocks:

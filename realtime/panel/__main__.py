@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from pathlib import Path
 
 from models.backbones import BACKBONES
 from models.cli import min_int
@@ -57,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         where = f"GRADIO_TEMP_DIR {os.environ['GRADIO_TEMP_DIR']}"
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Cached example results live with the other temporary files, not in the user's folder.
+    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(os.environ["GRADIO_TEMP_DIR"]) / "examples"))
     signal.signal(signal.SIGTERM, _stop)
-
-    from pathlib import Path
 
     from models import zoo
     from models.paths import STYLES_DIR_ENV, user_styles_dir

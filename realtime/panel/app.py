@@ -37,6 +37,12 @@ def _class_menu(label: str, allow_empty: bool = True, value: str | None = None) 
                        filterable=True)
 
 
+def _examples(fn, inputs: list, outputs: list, *rows: list) -> gr.Examples:
+    """Examples that show their result: Gradio's cache, filled at each example's first use
+    (never at import or start-up: the slow methods take minutes on a CPU)."""
+    return gr.Examples(list(rows), inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy", api_name=False)
+
+
 def refresh_picker() -> tuple[list, dict]:
     """The picker and the model menu with every style at hand now (a trained one included)."""
     return tile_images(tiles()), gr.update(choices=zoo_models())
@@ -92,6 +98,9 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                         z_img = upload_image("Photo", value=sample, elem_id="style-photo")
                         z_out = gr.Image(label="Stylised", format="jpeg", elem_id="style-output")
                     z_btn = gr.Button("Stylise", variant="primary", elem_id="style-run")
+                    _examples(methods.fast_style, [z_img, z_model, z_blend, z_strength, z_color], [z_out],
+                              [sample, "udnie_lite", "", 1.0, False], [sample, "five_styles_lite",
+                                                                        "starry_night=0.5, the_scream=0.5", 0.8, True])
                 with gr.Tab("Webcam"):
                     gr.Markdown("Frames are stylised as they arrive; one frame is in flight at a time.")
                     with gr.Row():
@@ -122,8 +131,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
 
         with gr.Tab("Your painting", id="your-painting"):
             _, trained = train_tab.build_tab(z_img)
-            trained.then(refresh_picker, None, [picker, z_model], api_name=False)
-        app.load(refresh_picker, None, [picker, z_model], api_name="styles")  # styles trained since start-up
+            trained.then(refresh_picker, None, [picker, z_model], api_name=False, show_progress="hidden")
+        app.load(refresh_picker, None, [picker, z_model], api_name="styles", show_progress="hidden")  # styles trained since start-up
 
         with gr.Tab("Filters & features"), gr.Tabs():
             with gr.Tab("Filters"):
@@ -146,7 +155,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                 n_btn = gr.Button("Find neighbours", variant="primary")
                 n_feat = gr.Gallery(label="Nearest by features", columns=8, height="auto")
                 n_pix = gr.Gallery(label="Nearest by pixels", columns=8, height="auto")
-                gr.Examples([[sample]], [n_query])
+                _examples(methods.neighbours, [network, n_query, n_files, n_k], [n_feat, n_pix], [backbone_name, sample, None, 5])
                 n_btn.click(methods.neighbours, [network, n_query, n_files, n_k], [n_feat, n_pix], api_name="neighbours")
 
             with gr.Tab("t-SNE"):
@@ -181,7 +190,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     o_stride = gr.Slider(8, 56, value=40, step=8, label="Stride")
                 o_btn = gr.Button("Occlude", variant="primary")
                 o_text = gr.Textbox(label="Result", interactive=False)
-                gr.Examples([[sample]], [o_img])
+                _examples(methods.occlusion, [network, o_img, o_class, o_size, o_stride], [o_heat, o_text],
+                          [backbone_name, sample, None, 80, 40])
                 o_btn.click(methods.occlusion, [network, o_img, o_class, o_size, o_stride], [o_heat, o_text],
                             api_name="occlusion", **SLOW)
 
@@ -197,7 +207,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     s_smooth = gr.Slider(0, 32, value=0, step=1, label="SmoothGrad samples (0: plain gradient)")
                 s_btn = gr.Button("Explain", variant="primary", elem_id="saliency-run")
                 s_text = gr.Textbox(label="Result", interactive=False)
-                gr.Examples([[sample]], [s_img])
+                _examples(methods.saliency, [network, s_img, s_class, s_smooth], [s_over, s_map, s_text], [backbone_name, sample, None, 0])
                 s_btn.click(methods.saliency, [network, s_img, s_class, s_smooth], [s_over, s_map, s_text],
                             api_name="saliency")
 
@@ -216,7 +226,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     g_plain = gr.Image(label="Plain backprop")
                     g_cam = gr.Image(label="Grad-CAM")
                 g_text = gr.Textbox(label="Result", interactive=False)
-                gr.Examples([[sample]], [g_img])
+                _examples(methods.guided, [network, g_img, g_class, g_layer, g_channel], [g_guided, g_plain, g_cam, g_text],
+                          [backbone_name, sample, None, None, None])
                 g_btn.click(methods.guided, [network, g_img, g_class, g_layer, g_channel],
                             [g_guided, g_plain, g_cam, g_text], api_name="guided")
 
@@ -250,7 +261,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     x_fooled = gr.Image(label="Fooled")
                     x_diff = gr.Image(label="Difference x10")
                 x_text = gr.Textbox(label="Predictions", interactive=False, lines=3)
-                gr.Examples([[sample]], [x_img])
+                _examples(methods.fooling, [network, x_img, x_class, x_steps], [x_orig, x_fooled, x_diff, x_text],
+                          [backbone_name, sample, "949: strawberry", 100])
                 x_btn.click(methods.fooling, [network, x_img, x_class, x_steps], [x_orig, x_fooled, x_diff, x_text],
                             api_name="fooling", **SLOW)
 
@@ -263,7 +275,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                 i_steps = gr.Slider(20, 1000, value=200, step=20, label="Steps per layer")
                 i_btn = gr.Button("Invert", variant="primary")
                 i_out = gr.Gallery(label="Reconstructions, shallow to deep", columns=5, height="auto")
-                gr.Examples([[sample]], [i_img])
+                _examples(methods.inversion, [network, i_img, i_layers, i_steps], [i_out], [backbone_name, sample, defaults["inversion"], 200])
                 i_btn.click(methods.inversion, [network, i_img, i_layers, i_steps], [i_out], api_name="inversion", **SLOW)
 
         with gr.Tab("Synthesis"), gr.Tabs():
@@ -279,7 +291,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     d_steps = gr.Slider(1, 40, value=10, step=1, label="Steps per octave")
                     d_side = gr.Slider(128, 1024, value=512, step=64, label="Longer side")
                 d_btn = gr.Button("Dream", variant="primary")
-                gr.Examples([[sample]], [d_img])
+                _examples(methods.deepdream, [network, d_img, d_layer, d_oct, d_scale, d_steps, d_side], [d_out],
+                          [backbone_name, sample, defaults["deepdream"], 4, 1.4, 10, 512])
                 d_btn.click(methods.deepdream, [network, d_img, d_layer, d_oct, d_scale, d_steps, d_side], [d_out],
                             api_name="deepdream", **SLOW)
 
@@ -295,7 +308,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     y_steps = gr.Slider(10, 1000, value=200, step=10, label="Steps")
                 y_btn = gr.Button("Synthesise", variant="primary")
                 y_text = gr.Textbox(label="Loss", interactive=False)
-                gr.Examples([[style_example]], [y_img])
+                _examples(methods.texture, [network, y_img, y_layers, y_size, y_steps], [y_out, y_text],
+                          [backbone_name, style_example, [], 192, 200])
                 y_btn.click(methods.texture, [network, y_img, y_layers, y_size, y_steps], [y_out, y_text],
                             api_name="texture", **SLOW)
 
@@ -320,7 +334,9 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     a_scales = gr.Slider(1, 4, value=1, step=1, label="Scales")
                 a_btn = gr.Button("Transfer", variant="primary")
                 a_text = gr.Textbox(label="Losses", interactive=False)
-                gr.Examples([[sample, [style_example]]], [a_content, a_styles])
+                _examples(methods.gatys, [network, a_content, a_styles, a_blend, a_size, a_cw, a_sw, a_tv, a_color, a_scales,
+                                           a_opt, a_steps], [a_out, a_text],
+                          [backbone_name, sample, [style_example], "", 384, None, None, None, False, 1, "lbfgs", 200])
                 a_btn.click(methods.gatys, [network, a_content, a_styles, a_blend, a_size, a_cw, a_sw, a_tv, a_color,
                                             a_scales, a_opt, a_steps], [a_out, a_text], api_name="gatys", **SLOW)
 

@@ -80,12 +80,18 @@ def click_picker_tile(drv, caption_part: str) -> None:
     """Click the picker tile whose caption contains ``caption_part``."""
     from selenium.webdriver.common.by import By
 
-    def find(d):
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
+
+    def click(d):
         for button in d.find_elements(By.CSS_SELECTOR, "#style-picker button"):
             if caption_part in (button.text or "") and button.is_displayed():
-                return button
-        return None
-    wait(drv, find, 60).click()
+                try:  # the picker may be covered while the page refreshes it
+                    button.click()
+                    return True
+                except (ElementClickInterceptedException, StaleElementReferenceException):
+                    return False
+        return False
+    wait(drv, click, 60)
 
 
 def set_slider(drv, elem_id: str, fraction: float) -> None:

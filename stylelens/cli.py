@@ -176,8 +176,9 @@ def _stylize(argv: Sequence[str]) -> int:
         _print_json({
             "input": str(Path(args.image).resolve()), "input_bytes": Path(args.image).stat().st_size,
             "output": str(out.resolve()), "output_bytes": out.stat().st_size, "width": w, "height": h,
-            "model": str(Path(args.model).resolve()), "model_is_default": chosen_model,
-            "blend": parse_blend(args.blend), "max_size": args.max_size, "provider": args.provider,
+            "model": str(zoo.resolve_model(args.model).resolve()), "model_is_default": chosen_model,
+            "blend": parse_blend(args.blend), "strength": args.strength, "preserve_color": args.preserve_color,
+            "max_size": args.max_size, "provider": args.provider,
             "providers": providers_for(args.provider) or default_providers(), "seconds": seconds,
         })
     return code

@@ -154,6 +154,18 @@ def test_picker_strength_and_blend_in_the_browser(drv, server):
     web.wait(drv, lambda d: web.image_src(d, "style-output") != before, 120)
 
 
+def test_an_example_shows_its_result(drv, server):
+    from selenium.webdriver.common.by import By
+
+    drv.get(server.url)
+    assert web.image_src(drv, "style-output") is None
+    row = web.wait(drv, lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#style-examples tr.tr-body")), None))
+    row.click()
+    out = web.fetch_image(web.wait(drv, lambda d: web.image_src(d, "style-output"), 180))
+    photo = cv2.cvtColor(resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), 512), cv2.COLOR_RGB2BGR)
+    assert out.shape == photo.shape and np.abs(out.astype(int) - photo).mean() > 10
+
+
 def test_webcam_tab_streams_stylised_frames(drv, server):
     drv.get(server.url)
     web.open_tab(drv, "Fast style", "Webcam")

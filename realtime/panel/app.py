@@ -37,10 +37,11 @@ def _class_menu(label: str, allow_empty: bool = True, value: str | None = None) 
                        filterable=True)
 
 
-def _examples(fn, inputs: list, outputs: list, *rows: list) -> gr.Examples:
+def _examples(fn, inputs: list, outputs: list, *rows: list, elem_id: str | None = None) -> gr.Examples:
     """Examples that show their result: Gradio's cache, filled at each example's first use
     (never at import or start-up: the slow methods take minutes on a CPU)."""
-    return gr.Examples(list(rows), inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy", api_name=False)
+    return gr.Examples(list(rows), inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy", api_name=False,
+                       elem_id=elem_id)
 
 
 def refresh_picker() -> tuple[list, dict]:
@@ -75,7 +76,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
         with gr.Tab("Fast style", id="fast-style"):
             gr.Markdown("Trained feed-forward style networks (Johnson et al. 2016) through ONNX Runtime. "
                         "Click a painting to paint your photo in its style.")
-            picker = gr.Gallery(tile_images(tiles()), label="Style: click a painting", columns=8, height="auto",
+            picker = gr.Gallery(tile_images(tiles()), label="Style: click a painting", columns=8, height=330,
                                 allow_preview=False, object_fit="cover", elem_id="style-picker")
             models = zoo_models()
             # The chosen model and style (or blend): set by the picker and the sliders, named in the API.
@@ -100,7 +101,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     z_btn = gr.Button("Stylise", variant="primary", elem_id="style-run")
                     _examples(methods.fast_style, [z_img, z_model, z_blend, z_strength, z_color], [z_out],
                               [sample, "udnie_lite", "", 1.0, False], [sample, "five_styles_lite",
-                                                                        "starry_night=0.5, the_scream=0.5", 0.8, True])
+                                                                        "starry_night=0.5, the_scream=0.5", 0.8, True],
+                              elem_id="style-examples")
                 with gr.Tab("Webcam"):
                     gr.Markdown("Frames are stylised as they arrive; one frame is in flight at a time.")
                     with gr.Row():

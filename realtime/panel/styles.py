@@ -46,9 +46,16 @@ def tiles() -> list[StyleTile]:
 
 
 def tile_images(items: list[StyleTile]) -> list[tuple[np.ndarray, str]]:
-    """The picker's gallery value: (thumbnail, caption) per tile."""
-    return [(_thumb(t.model, t.style, t.thumb), t.style if t.styles_in_model == 1 else f"{t.style} ({t.model})")
-            for t in items]
+    """The picker's gallery value: (thumbnail, caption) per tile. The caption is the style's name;
+    a style of a multi-style model, or one a one-style model before it holds too, also names its model."""
+    seen: set[str] = set()
+    out = []
+    for t in items:
+        plain = t.styles_in_model == 1 and t.style not in seen
+        if t.styles_in_model == 1:
+            seen.add(t.style)
+        out.append((_thumb(t.model, t.style, t.thumb), t.style if plain else f"{t.style} ({t.model})"))
+    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}; choose another --port", file=sys.stderr)
         return 2
     finally:
+        train_tab.trainer().cancel(timeout=5)  # a training in progress ends with the server
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -26,15 +26,15 @@ from realtime.panel import browser as web  # noqa: E402
 from realtime.panel.process import panel_process  # noqa: E402
 
 
-def screenshots(out: Path) -> None:
+def screenshots(out: Path, train_steps: int) -> None:
     from selenium.webdriver.common.by import By
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="stylelens-shots-") as tmp:
         tmp = Path(tmp)
-        args = ["--styles-dir", str(tmp / "styles"), "--train-steps", "1000"]
+        args = ["--styles-dir", str(tmp / "styles"), "--train-steps", str(train_steps)]
         with panel_process(tmp / "panel", args) as panel:
-            drv = web.start_chromium(tmp / "chromium", 1400, 1250)
+            drv = web.start_chromium(tmp / "chromium", 1400, 1400)
             try:
                 drv.get(panel.url)
                 web.click_picker_tile(drv, "udnie")
@@ -49,7 +49,7 @@ def screenshots(out: Path) -> None:
                 drv.find_element(By.CSS_SELECTOR, "#train-name textarea, #train-name input").send_keys("my_scream")
                 time.sleep(1)
                 drv.find_element(By.ID, "train-run").click()
-                web.wait(drv, lambda d: web.image_src(d, "train-preview"), 900)
+                web.wait(drv, lambda d: web.image_src(d, "train-preview"), 1800)
                 time.sleep(2)
                 drv.save_screenshot(str(out / "panel_training.png"))
                 print(f"wrote {out / 'panel_training.png'}")
@@ -88,6 +88,8 @@ def main() -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("screenshots")
     s.add_argument("--out", type=Path, default=Path("docs"))
+    s.add_argument("--train-steps", type=int, default=1000,
+                   help="steps of the training shot mid-run (its first preview comes at a tenth, at most 100)")
     f = sub.add_parser("webcam-fps")
     f.add_argument("--seconds", type=float, default=20.0)
     f.add_argument("--compare", type=Path, help="another checkout of the project, measured first")
@@ -95,7 +97,7 @@ def main() -> None:
     if not web.chromium_available():
         raise SystemExit("error: needs Debian's chromium and chromium-driver")
     if args.command == "screenshots":
-        screenshots(args.out)
+        screenshots(args.out, args.train_steps)
     else:
         webcam_fps(args.seconds, [args.compare, None] if args.compare else [None])
 

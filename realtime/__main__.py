@@ -53,9 +53,14 @@ def build_parser(prog: str = "python -m realtime") -> argparse.ArgumentParser:
                     help="camera index, video file, folder of images, rtsp/http URL, or 'demo' (default: 0)")
     ap.add_argument("--capture-size", type=_size, metavar="WxH", help="ask the camera (or demo) for this size")
     ap.add_argument("--effect", default="style", choices=EFFECT_NAMES, help="effect to start with (default: style)")
-    ap.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default)")
-    ap.add_argument("--style", help="style to start with, for a model of several styles")
+    ap.add_argument("--model", metavar="FILE.onnx", help="style model: a file, or a shipped or user model's name "
+                                                         "(default: the shipped default)")
+    ap.add_argument("--style", help="style to start with: of the model, or a shipped or user style's name")
     ap.add_argument("--blend", nargs="+", default=[], metavar="NAME=W", help="start with a blend of styles")
+    ap.add_argument("--strength", type=float, default=1.0, metavar="S",
+                    help="style strength, 0 (the frame) to 1 (full style; the default)")
+    ap.add_argument("--preserve-color", action="store_true",
+                    help="keep the frame's colours: only the style's luminance is used")
     ap.add_argument("--size", type=min_int(16), metavar="PX", help="process at this longer side, resize back after")
     ap.add_argument("--target-fps", type=float, default=15.0, metavar="FPS",
                     help="live runs hold this frame rate, with p95 latency under about 200 ms, by measuring "
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
                                 weights=args.weights, layer=args.layer, target=args.target,
                                 saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads,
                                 border_pad=args.border_pad, workers=args.workers, backend=args.backend,
-                                min_size=args.min_size)
+                                min_size=args.min_size, strength=args.strength, preserve_color=args.preserve_color)
         from tqdm import tqdm
 
         log = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731  (above a progress bar, if one is shown)

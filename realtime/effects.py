@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from models.blend import check_strength, finish_style_bgr
 from models.images import bgr_to_nchw, nchw_to_bgr, overlay_heat, resize_max_side, resize_to
 
 
@@ -39,6 +40,8 @@ class EffectOptions:
     workers: int | None = None  # frames the style effect runs at once; None: measured (live), else 2 on a CPU
     backend: str = "auto"  # auto | onnxruntime | openvino: the style network's CPU engine; auto: a cached probe
     min_size: int = 320  # the adaptive live path never processes below this longer side (unless --size)
+    strength: float = 1.0  # style effect: 0 the frame, 1 the full style (models.blend)
+    preserve_color: bool = False  # style effect: keep the frame's colours
 
 
 class Effect:
@@ -169,14 +172,15 @@ class StyleEffect(Effect):
         from models import zoo
         from models.onnx_style import OnnxStyleModel, default_providers, providers_for
 
-        self.options = options
         self.providers = providers_for(options.provider)
         self.on_gpu = "CUDAExecutionProvider" in (self.providers or default_providers())
         self.workers, threads = style_workers(options, self.providers)
-        self.path = Path(options.model or zoo.model_path())
-        if options.model and not self.path.exists() and options.model in {m["name"] for m in zoo.manifest()["models"]}:
-            self.path = zoo.model_path(options.model)  # a shipped model by its name
+        self.path = Path(zoo.resolve_model(options.model, options.style))  # a file, or a shipped or user style's name
         self.model = OnnxStyleModel(self.path, providers=self.providers, threads=threads)
+        if not options.model and options.style not in self.model.styles:  # --style named the model itself
+            options = replace(options, style=None)
+        self.options = options
+        self.strength, self.preserve_color = check_strength(options.strength), options.preserve_color
         self.model.backend = "onnxruntime"
         self.own_margin = self.model.border_pad
         if options.border_pad is not None:
@@ -339,7 +343,7 @@ class StyleEffect(Effect):
         small = _resize_for_processing(frame, self.size)
         weights = self.weights[None] if self.model.conditional else None  # one read: see cycle()
         out = nchw_to_bgr(self.model.run(bgr_to_nchw(small), weights))
-        return resize_to(out, frame)
+        return finish_style_bgr(resize_to(out, frame), frame, self.strength, self.preserve_color)
 
 
 class _BackboneEffect(Effect):

@@ -11,16 +11,14 @@ with the training command, machine and wall time, so the zoo documents itself.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-from pathlib import Path
 
 from models import zoo
 from models.cli import min_int
 from models.errors import UserError
 from models.images import read_rgb, resize_max_side, write_rgb
 from training.checkpoint import load_checkpoint
-from training.export import export_checkpoint
+from training.export import export_checkpoint, manifest_entry
 
 THUMBNAIL_SIDE = 256
 
@@ -45,25 +43,8 @@ def main() -> None:
         thumb = f"{name}.jpg"
         write_rgb(zoo.ZOO_DIR / thumb, resize_max_side(read_rgb(image), THUMBNAIL_SIDE))
         styles.append({"name": name, "image": thumb})
-    settings = cfg["settings"]
-    entry = {
-        "name": args.name, "file": onnx_name, "arch": cfg["arch"], "styles": styles,
-        "loss_net": cfg["loss_net"], "loss": cfg["loss"],
-        "training": {"steps": int(ckpt["step"]), "size": settings["size"], "batch": settings["batch"],
-                     "lr": settings["lr"], "precision": cfg.get("precision"), "data": Path(settings["data"]).name,
-                     "command": args.command, "machine": args.machine,
-                     "wall_seconds": round(float(cfg.get("wall_seconds", 0.0))),
-                     **({"stability_weight": settings["stability_weight"], "stability_noise": settings["stability_noise"]}
-                        if settings.get("stability_weight") else {}),
-                     # the style calibration's target and the weights it chose (see training.losses)
-                     **({"structure_target": settings["structure_target"],
-                         "style_weights_used": cfg.get("style_weights_used")}
-                        if settings.get("structure_target") else {})},
-        **({"border_pad": args.border_pad} if args.border_pad else {}),
-        "parity_max_abs_diff": err,
-        "date": datetime.date.today().isoformat(),
-        "bytes": path.stat().st_size,
-    }
+    entry = manifest_entry(args.checkpoint, args.name, path, styles, err, args.command, args.machine,
+                           args.border_pad)
     manifest = zoo.manifest() if zoo.MANIFEST.exists() else {"models": []}
     models = [m for m in manifest["models"] if m["name"] != args.name]
     models = [entry, *models] if args.default else [*models, entry]

@@ -173,8 +173,9 @@ def _stylize(argv: Sequence[str]) -> int:
         code = training_cli.run(args)
     seconds = time.time() - started
     if code == 0:
-        common = {"model": str(Path(args.model).resolve()), "model_is_default": chosen_model,
-                  "blend": parse_blend(args.blend), "max_size": args.max_size, "provider": args.provider,
+        common = {"model": str(zoo.resolve_model(args.model).resolve()), "model_is_default": chosen_model,
+                  "blend": parse_blend(args.blend), "strength": args.strength, "preserve_color": args.preserve_color,
+                  "max_size": args.max_size, "provider": args.provider,
                   "providers": providers_for(args.provider) or default_providers(), "seconds": seconds}
         if single:
             out, image = Path(args.out), Path(args.images[0])

@@ -331,7 +331,7 @@ def test_a_video_upload_is_stylised_and_plays_in_the_page(browser, server, tmp_p
 
     clip = make_clip(tmp_path / "walk.mp4", [i / 15 for i in range(15)], size=(96, 72), sound=1.0)
     browser.get(server["url"])
-    _open_tab(browser, "Fast style")
+    _open_tab(browser, "Fast style", "Video")
     field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#style-video-in input[type=file]"))
     field.send_keys(str(clip))
     time.sleep(1)
@@ -349,7 +349,7 @@ def test_webcam_tab_streams_stylised_frames(browser, server):
     from selenium.webdriver.common.by import By
 
     browser.get(server["url"])
-    _open_tab(browser, "Fast style")
+    _open_tab(browser, "Fast style", "Webcam")
 
     def click(text: str):
         def find(d):

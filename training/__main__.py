@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m training export runs/starry/checkpoint.pt --out starry.onnx
   python -m training stylize --model starry.onnx photo.jpg --out photo_starry.png
   python -m training stylize --model ab.onnx photo.jpg --out mix.png --blend a=0.5 b=0.5
+  python -m training stylize --model udnie photo.jpg --out soft.png --strength 0.6 --preserve-color
   python -m training stylize --model starry.onnx holiday/ more/*.jpg --out holiday_starry/
 """
 
@@ -107,12 +108,17 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
                        formatter_class=_HelpFormatter)
     s.add_argument("images", nargs="*", metavar="IMG",
                    help="photos or folders of photos to stylise (default: a bundled photo)")
-    s.add_argument("--model", metavar="FILE.onnx", help="style model (default: the shipped default style)")
+    s.add_argument("--model", metavar="FILE.onnx",
+                   help="style model: a file, or a shipped or user style's name (default: the shipped default style)")
     s.add_argument("--out", metavar="OUT",
                    help="the result: an image file for one photo (default: stylized.png), a folder for several "
                         "or for a folder (kept file names)")
     s.add_argument("--blend", nargs="+", default=[], metavar="NAME=W",
                    help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
+    s.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="style strength, 0 (the photo) to 1 (full style)")
+    s.add_argument("--preserve-color", action="store_true",
+                   help="keep the photo's colours: only the style's luminance is used")
     s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
     s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
     s.add_argument("--tile", type=min_int(0), default=512, metavar="PX",
@@ -162,17 +168,18 @@ def _stylize(args: argparse.Namespace) -> None:
 
     from training.stylize import stylize_file, stylize_many
 
-    model, providers = args.model or zoo.model_path(), providers_for(args.provider)
+    model, providers = zoo.resolve_model(args.model), providers_for(args.provider)
+    finish = {"strength": args.strength, "preserve_color": args.preserve_color}
     if writes_one_file(args):
         out = stylize_file(model, args.images[0] if args.images else zoo.SAMPLE_PHOTO, args.out or "stylized.png",
-                           blend=args.blend, max_size=args.max_size, providers=providers, tile=args.tile)
+                           blend=args.blend, max_size=args.max_size, providers=providers, tile=args.tile, **finish)
         print(f"wrote {out}")
         return
     if not args.out:
         raise UserError("several images or a folder need --out FOLDER")
     written, skipped = stylize_many(model, args.images or [zoo.SAMPLE_PHOTO], args.out, blend=args.blend, max_size=args.max_size,
                                     providers=providers, progress=sys.stderr.isatty(),
-                                    log=lambda m: tqdm.write(m, file=sys.stderr), tile=args.tile)
+                                    log=lambda m: tqdm.write(m, file=sys.stderr), tile=args.tile, **finish)
     if not written:
         raise UserError(f"no image could be read ({len(skipped)} skipped)")
     print(f"wrote {len(written)} image{'s' * (len(written) != 1)} to {args.out}"

@@ -148,3 +148,33 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp1
         raise UserError(f"{out}: the exported model differs from torch by {err:.2e} (more than "
                         f"{PARITY_TOLERANCE[fp16]:.0e}); nothing was written")
     return path, err
+
+
+def manifest_entry(checkpoint: str | os.PathLike, name: str, onnx_file: str | os.PathLike,
+                   styles: list[dict], parity_err: float, command: str, machine: str,
+                   border_pad: int = 0) -> dict:
+    """A style model's manifest entry (the shipped zoo's and the user folder's): its file,
+    styles with their thumbnails, architecture, loss, and how, where and how long it trained."""
+    import datetime
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    settings = cfg["settings"]
+    return {
+        "name": name, "file": Path(onnx_file).name, "arch": cfg["arch"], "styles": styles,
+        "loss_net": cfg["loss_net"], "loss": cfg["loss"],
+        "training": {"steps": int(ckpt["step"]), "size": settings["size"], "batch": settings["batch"],
+                     "lr": settings["lr"], "precision": cfg.get("precision"), "data": Path(settings["data"]).name,
+                     "command": command, "machine": machine,
+                     "wall_seconds": round(float(cfg.get("wall_seconds", 0.0))),
+                     **({"stability_weight": settings["stability_weight"], "stability_noise": settings["stability_noise"]}
+                        if settings.get("stability_weight") else {}),
+                     # the style calibration's target and the weights it chose (see training.losses)
+                     **({"structure_target": settings["structure_target"],
+                         "style_weights_used": cfg.get("style_weights_used")}
+                        if settings.get("structure_target") else {})},
+        **({"border_pad": border_pad} if border_pad else {}),
+        "parity_max_abs_diff": parity_err,
+        "date": datetime.date.today().isoformat(),
+        "bytes": Path(onnx_file).stat().st_size,
+    }

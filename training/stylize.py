@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from models.blend import check_strength, finish_style
 from models.errors import InputFileError, NotEnoughMemoryError, UserError
 from models.images import IMAGE_SUFFIXES, check_image_suffix, read_rgb, resize_max_side, write_rgb
 from models.onnx_style import OnnxStyleModel, parse_blend
@@ -14,13 +15,18 @@ from models.tiles import TILE
 
 def stylize_file(model: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike,
                  blend: Sequence[str] = (), max_size: int | None = None,
-                 providers: Sequence[str] | None = None, tile: int | None = TILE) -> Path:
-    """Read ``image``, stylise it with ``model`` (in tiles when larger than ``tile``) and write ``out``."""
+                 providers: Sequence[str] | None = None, tile: int | None = TILE, strength: float = 1.0,
+                 preserve_color: bool = False) -> Path:
+    """Read ``image``, stylise it with ``model`` (in tiles when larger than ``tile``) and write ``out``.
+
+    ``strength`` mixes the result with the photo, ``preserve_color`` keeps the photo's colours
+    (:func:`models.blend.finish_style`)."""
     check_image_suffix(out)
+    check_strength(strength)
     m = OnnxStyleModel(model, providers=providers)
     weights = parse_blend(blend) if blend else None
     rgb = resize_max_side(read_rgb(image), max_size)
-    write_rgb(out, _stylize_rgb(m, rgb, weights, tile, image))
+    write_rgb(out, finish_style(_stylize_rgb(m, rgb, weights, tile, image), rgb, strength, preserve_color))
     return Path(out)
 
 
@@ -52,13 +58,15 @@ def collect_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                  blend: Sequence[str] = (), max_size: int | None = None, providers: Sequence[str] | None = None,
                  progress: bool = True, log: Callable[[str], None] = print,
-                 tile: int | None = TILE) -> tuple[list[Path], list[Path]]:
+                 tile: int | None = TILE, strength: float = 1.0,
+                 preserve_color: bool = False) -> tuple[list[Path], list[Path]]:
     """Stylise every image of ``inputs`` (files or folders) into ``out_dir`` under its own file name.
 
     Photos come out upright (their EXIF orientation applied). A file that cannot be read is
     skipped with one line through ``log`` (give ``tqdm.write`` to keep the bar whole). Returns
     (written, skipped).
     """
+    check_strength(strength)
     files = collect_images(inputs)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -85,7 +93,7 @@ def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
             skipped.append(f)
             continue
         target = out_dir / f.name
-        write_rgb(target, _stylize_rgb(m, rgb, weights, tile, f))
+        write_rgb(target, finish_style(_stylize_rgb(m, rgb, weights, tile, f), rgb, strength, preserve_color))
         written.append(target)
     bar.close()
     return written, skipped

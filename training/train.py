@@ -238,17 +238,23 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
     return values
 
 
-def train(settings: TrainSettings, progress: bool = True) -> Path:
-    """Train a style network; returns the path of the final checkpoint."""
+def train(settings: TrainSettings, progress: bool = True,
+          on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
+    """Train a style network; returns the path of the final checkpoint.
+
+    ``on_step(done, total, running_losses)`` is called on rank 0 after each step (and after
+    that step's sample and checkpoint are written): the panel's progress; it may raise to stop.
+    """
     rank, world, device = _setup_distributed(settings.device)
     try:
-        return _train(settings, rank, world, device, progress)
+        return _train(settings, rank, world, device, progress, on_step)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progress: bool) -> Path:
+def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progress: bool,
+           on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
     out = Path(s.out)
     ckpt_path = out / CHECKPOINT_NAME
     names = _style_names(s)
@@ -375,6 +381,8 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
             _write_samples(net, photo, n, out / "samples" / f"step_{done:06d}.png")
         if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
             save_checkpoint(state(done), ckpt_path)
+        if rank == 0 and on_step is not None:
+            on_step(done, s.steps, dict(running))
     bar.close()
     if world > 1:
         dist.barrier()

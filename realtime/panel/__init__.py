@@ -4,6 +4,13 @@
 for tests and embedding; ``methods`` holds one plain handler per tab.
 """
 
-from realtime.panel.app import build_app
-
 __all__ = ["build_app"]
+
+
+def __getattr__(name: str):
+    # Lazy: the training worker process imports realtime.panel.trainer without Gradio.
+    if name == "build_app":
+        from realtime.panel.app import build_app
+
+        return build_app
+    raise AttributeError(name)

@@ -8,8 +8,10 @@ import shutil
 import signal
 import sys
 import tempfile
+from pathlib import Path
 
 from models.backbones import BACKBONES
+from models.cli import min_int
 from models.malloc import share_arenas
 
 
@@ -30,6 +32,12 @@ def build_parser(prog: str = "python -m realtime.panel") -> argparse.ArgumentPar
     ap.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted")
     ap.add_argument("--max-side", type=int, default=1024, help="uploads are shrunk to this longer side")
     ap.add_argument("--queue-size", type=int, default=16, help="requests that may wait for the slow methods")
+    ap.add_argument("--styles-dir", metavar="DIR",
+                    help="folder of your own styles, where 'Your painting' adds them (default: $STYLELENS_STYLES_DIR, "
+                         "else styles/ in the user data folder)")
+    ap.add_argument("--train-steps", type=min_int(1), default=1000,
+                    help="steps of the quick training from the page (about 10 minutes on a 2-core CPU)")
+    ap.add_argument("--train-size", type=min_int(32), default=192, help="crop size of the quick training from the page")
     return ap
 
 
@@ -50,11 +58,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         where = f"GRADIO_TEMP_DIR {os.environ['GRADIO_TEMP_DIR']}"
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Cached example results live with the other temporary files, not in the user's folder.
+    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(os.environ["GRADIO_TEMP_DIR"]) / "examples"))
     signal.signal(signal.SIGTERM, _stop)
 
     from models import zoo
-    from realtime.panel import inputs
+    from models.paths import STYLES_DIR_ENV, user_styles_dir
+    from realtime.panel import inputs, train_tab
     from realtime.panel.app import build_app
+    from realtime.panel.trainer import Preset
+
+    if args.styles_dir:  # one folder for the page, its training worker and what they start
+        os.environ[STYLES_DIR_ENV] = str(Path(args.styles_dir).expanduser().absolute())
+    train_tab.configure(user_styles_dir(), Preset(steps=args.train_steps, size=args.train_size,
+                                                  sample_every=max(1, min(100, args.train_steps // 10))))
 
     app = build_app(args.backbone, inputs.Limits(max_upload_mb=args.max_upload_mb, max_side=args.max_side))
     app.queue(max_size=args.queue_size, default_concurrency_limit=2)
@@ -66,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}; choose another --port", file=sys.stderr)
         return 2
     finally:
+        train_tab.trainer().cancel(timeout=5)  # a training in progress ends with the server
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0

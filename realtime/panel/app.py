@@ -1,4 +1,5 @@
-"""The page: one tab per method of "Visualizing and Understanding" CNNs, plus fast style.
+"""The page: fast style first (a picker of paintings, strength, colour, webcam, your own painting),
+then one tab per method of "Visualizing and Understanding" CNNs.
 
 Layout only; the work happens in ``realtime.panel.methods``. Every event has an API
 name (``/saliency``, ``/deepdream``, ...) so ``gradio_client`` and scripts can call it.
@@ -15,12 +16,13 @@ from models.backbones import BACKBONES, backbone_layers
 from realtime.panel import methods
 from realtime.panel import inputs
 from realtime.panel.inputs import class_choices, upload_image
-from realtime.panel.styles import zoo_models
+from realtime.panel import train_tab
+from realtime.panel.styles import tile_images, tiles, zoo_models
 
 SLOW = dict(concurrency_limit=1, concurrency_id="slow")
-INTRO = """# stylelens: what a CNN sees
-Every method of *Visualizing and Understanding* (CS231n lecture 12) on your own images, and fast
-style transfer. Pick the network once, above the tabs; `efficientnet_lite0` works offline,
+INTRO = """# stylelens: paint your photos and webcam, and see what a CNN sees
+Fast style transfer with the shipped paintings or your own, and every method of *Visualizing and
+Understanding* (CS231n lecture 12) on your own images. For the lecture's methods pick the network above the tabs; `efficientnet_lite0` works offline,
 `vgg16`/`vgg19` need their torchvision weights in the torch hub cache. Uploads: images up to
 {mb:g} MB, shrunk to {side} px on the longer side."""
 
@@ -33,6 +35,18 @@ def _class_menu(label: str, allow_empty: bool = True, value: str | None = None) 
     info = "empty: the top predicted class" if allow_empty else "type to search"
     return gr.Dropdown(class_choices(), value=value, label=label, info=info, allow_custom_value=True,
                        filterable=True)
+
+
+def _examples(fn, inputs: list, outputs: list, *rows: list, elem_id: str | None = None) -> gr.Examples:
+    """Examples that show their result: Gradio's cache, filled at each example's first use
+    (never at import or start-up: the slow methods take minutes on a CPU)."""
+    return gr.Examples(list(rows), inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy", api_name=False,
+                       elem_id=elem_id)
+
+
+def refresh_picker() -> tuple[list, dict]:
+    """The picker and the model menu with every style at hand now (a trained one included)."""
+    return tile_images(tiles()), gr.update(choices=zoo_models())
 
 
 def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits | None = None) -> gr.Blocks:
@@ -59,6 +73,69 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
         gr.Markdown(INTRO.format(mb=inputs.LIMITS.max_upload_mb, side=inputs.LIMITS.max_side))
         network = gr.Dropdown(list(BACKBONES), value=backbone_name, label="Network")
 
+        with gr.Tab("Fast style", id="fast-style"):
+            gr.Markdown("Trained feed-forward style networks (Johnson et al. 2016) through ONNX Runtime. "
+                        "Click a painting to paint your photo in its style.")
+            picker = gr.Gallery(tile_images(tiles()), label="Style: click a painting", columns=8, height=330,
+                                allow_preview=False, object_fit="cover", elem_id="style-picker")
+            models = zoo_models()
+            # The chosen model and style (or blend): set by the picker and the sliders, named in the API.
+            z_model = gr.Dropdown(models, value=models[0], label="Style model", allow_custom_value=True,
+                                  visible=False)
+            z_blend = gr.Textbox(label="Style or blend", visible=False)
+            z_info = gr.Markdown(f"**{tiles()[0].style}**", elem_id="style-chosen")
+            with gr.Row(visible=True):
+                z_sliders = [gr.Slider(0, 100, value=0, step=1, label="", visible=False, elem_id=f"blend-{i}")
+                             for i in range(methods.MAX_BLEND_SLIDERS)]
+            with gr.Row():
+                z_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength (0: the photo, 1: full style)",
+                                       elem_id="style-strength")
+                z_color = gr.Checkbox(label="Preserve colour (the photo's colours, the style's strokes)",
+                                      elem_id="style-color")
+            finish = [z_strength, z_color]
+            with gr.Tabs():
+                with gr.Tab("Photo"):
+                    with gr.Row():
+                        z_img = upload_image("Photo", value=sample, elem_id="style-photo")
+                        z_out = gr.Image(label="Stylised", format="jpeg", elem_id="style-output")
+                    z_btn = gr.Button("Stylise", variant="primary", elem_id="style-run")
+                    _examples(methods.fast_style, [z_img, z_model, z_blend, z_strength, z_color], [z_out],
+                              [sample, "udnie_lite", "", 1.0, False], [sample, "five_styles_lite",
+                                                                        "starry_night=0.5, the_scream=0.5", 0.8, True],
+                              elem_id="style-examples")
+                with gr.Tab("Webcam"):
+                    gr.Markdown("Frames are stylised as they arrive; one frame is in flight at a time.")
+                    with gr.Row():
+                        cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
+                                       elem_id="webcam", webcam_options=gr.WebcamOptions(
+                                           constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}))
+                        live = gr.Image(streaming=True, format="jpeg", label="Live stylised", elem_id="live-output")
+                with gr.Tab("Video"):
+                    gr.Markdown("Every frame at its own time, with the clip's sound, as H.264 in .mp4.")
+                    with gr.Row():
+                        v_in = gr.File(label="Video", file_types=["video"], elem_id="style-video-in")
+                        v_out = gr.Video(label="Stylised video", format=None, elem_id="style-video-out")
+                    v_btn = gr.Button("Stylise the video", variant="primary", elem_id="style-video-run")
+            style_in = [z_img, z_model, z_blend, *finish]
+            z_btn.click(methods.fast_style, style_in, [z_out], api_name="fast_style")
+            picker.select(methods.pick_style, [z_img, *finish], [z_model, z_blend, z_info, z_out, *z_sliders],
+                          api_name=False)
+            for slider in z_sliders:
+                slider.release(methods.blend_sliders, [z_img, z_model, *finish, *z_sliders], [z_blend, z_info, z_out],
+                               api_name=False)
+            z_strength.release(methods.fast_style, style_in, [z_out], api_name=False)
+            z_color.input(methods.fast_style, style_in, [z_out], api_name=False)
+            z_img.upload(methods.fast_style, style_in, [z_out], api_name=False)
+            v_btn.click(methods.fast_style_video, [v_in, z_model, z_blend, *finish], [v_out],
+                        api_name="fast_style_video", **SLOW)
+            cam.stream(methods.stream_style, [cam, z_model, z_blend, *finish], [live], stream_every=0.05,
+                       time_limit=600, concurrency_limit=2, api_name="stream_style")
+
+        with gr.Tab("Your painting", id="your-painting"):
+            _, trained = train_tab.build_tab(z_img)
+            trained.then(refresh_picker, None, [picker, z_model], api_name=False, show_progress="hidden")
+        app.load(refresh_picker, None, [picker, z_model], api_name="styles", show_progress="hidden")  # styles trained since start-up
+
         with gr.Tab("Filters & features"), gr.Tabs():
             with gr.Tab("Filters"):
                 gr.Markdown("The first layer's kernels in colour (they look like Gabor filters and colour blobs), "
@@ -80,7 +157,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                 n_btn = gr.Button("Find neighbours", variant="primary")
                 n_feat = gr.Gallery(label="Nearest by features", columns=8, height="auto")
                 n_pix = gr.Gallery(label="Nearest by pixels", columns=8, height="auto")
-                gr.Examples([[sample]], [n_query])
+                _examples(methods.neighbours, [network, n_query, n_files, n_k], [n_feat, n_pix], [backbone_name, sample, None, 5])
                 n_btn.click(methods.neighbours, [network, n_query, n_files, n_k], [n_feat, n_pix], api_name="neighbours")
 
             with gr.Tab("t-SNE"):
@@ -115,7 +192,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     o_stride = gr.Slider(8, 56, value=40, step=8, label="Stride")
                 o_btn = gr.Button("Occlude", variant="primary")
                 o_text = gr.Textbox(label="Result", interactive=False)
-                gr.Examples([[sample]], [o_img])
+                _examples(methods.occlusion, [network, o_img, o_class, o_size, o_stride], [o_heat, o_text],
+                          [backbone_name, sample, None, 80, 40])
                 o_btn.click(methods.occlusion, [network, o_img, o_class, o_size, o_stride], [o_heat, o_text],
                             api_name="occlusion", **SLOW)
 
@@ -131,7 +209,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     s_smooth = gr.Slider(0, 32, value=0, step=1, label="SmoothGrad samples (0: plain gradient)")
                 s_btn = gr.Button("Explain", variant="primary", elem_id="saliency-run")
                 s_text = gr.Textbox(label="Result", interactive=False)
-                gr.Examples([[sample]], [s_img])
+                _examples(methods.saliency, [network, s_img, s_class, s_smooth], [s_over, s_map, s_text], [backbone_name, sample, None, 0])
                 s_btn.click(methods.saliency, [network, s_img, s_class, s_smooth], [s_over, s_map, s_text],
                             api_name="saliency")
 
@@ -150,7 +228,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     g_plain = gr.Image(label="Plain backprop")
                     g_cam = gr.Image(label="Grad-CAM")
                 g_text = gr.Textbox(label="Result", interactive=False)
-                gr.Examples([[sample]], [g_img])
+                _examples(methods.guided, [network, g_img, g_class, g_layer, g_channel], [g_guided, g_plain, g_cam, g_text],
+                          [backbone_name, sample, None, None, None])
                 g_btn.click(methods.guided, [network, g_img, g_class, g_layer, g_channel],
                             [g_guided, g_plain, g_cam, g_text], api_name="guided")
 
@@ -184,7 +263,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     x_fooled = gr.Image(label="Fooled")
                     x_diff = gr.Image(label="Difference x10")
                 x_text = gr.Textbox(label="Predictions", interactive=False, lines=3)
-                gr.Examples([[sample]], [x_img])
+                _examples(methods.fooling, [network, x_img, x_class, x_steps], [x_orig, x_fooled, x_diff, x_text],
+                          [backbone_name, sample, "949: strawberry", 100])
                 x_btn.click(methods.fooling, [network, x_img, x_class, x_steps], [x_orig, x_fooled, x_diff, x_text],
                             api_name="fooling", **SLOW)
 
@@ -197,7 +277,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                 i_steps = gr.Slider(20, 1000, value=200, step=20, label="Steps per layer")
                 i_btn = gr.Button("Invert", variant="primary")
                 i_out = gr.Gallery(label="Reconstructions, shallow to deep", columns=5, height="auto")
-                gr.Examples([[sample]], [i_img])
+                _examples(methods.inversion, [network, i_img, i_layers, i_steps], [i_out], [backbone_name, sample, defaults["inversion"], 200])
                 i_btn.click(methods.inversion, [network, i_img, i_layers, i_steps], [i_out], api_name="inversion", **SLOW)
 
         with gr.Tab("Synthesis"), gr.Tabs():
@@ -213,7 +293,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     d_steps = gr.Slider(1, 40, value=10, step=1, label="Steps per octave")
                     d_side = gr.Slider(128, 1024, value=512, step=64, label="Longer side")
                 d_btn = gr.Button("Dream", variant="primary")
-                gr.Examples([[sample]], [d_img])
+                _examples(methods.deepdream, [network, d_img, d_layer, d_oct, d_scale, d_steps, d_side], [d_out],
+                          [backbone_name, sample, defaults["deepdream"], 4, 1.4, 10, 512])
                 d_btn.click(methods.deepdream, [network, d_img, d_layer, d_oct, d_scale, d_steps, d_side], [d_out],
                             api_name="deepdream", **SLOW)
 
@@ -229,7 +310,8 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     y_steps = gr.Slider(10, 1000, value=200, step=10, label="Steps")
                 y_btn = gr.Button("Synthesise", variant="primary")
                 y_text = gr.Textbox(label="Loss", interactive=False)
-                gr.Examples([[style_example]], [y_img])
+                _examples(methods.texture, [network, y_img, y_layers, y_size, y_steps], [y_out, y_text],
+                          [backbone_name, style_example, [], 192, 200])
                 y_btn.click(methods.texture, [network, y_img, y_layers, y_size, y_steps], [y_out, y_text],
                             api_name="texture", **SLOW)
 
@@ -254,37 +336,11 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
                     a_scales = gr.Slider(1, 4, value=1, step=1, label="Scales")
                 a_btn = gr.Button("Transfer", variant="primary")
                 a_text = gr.Textbox(label="Losses", interactive=False)
-                gr.Examples([[sample, [style_example]]], [a_content, a_styles])
+                _examples(methods.gatys, [network, a_content, a_styles, a_blend, a_size, a_cw, a_sw, a_tv, a_color, a_scales,
+                                           a_opt, a_steps], [a_out, a_text],
+                          [backbone_name, sample, [style_example], "", 384, None, None, None, False, 1, "lbfgs", 200])
                 a_btn.click(methods.gatys, [network, a_content, a_styles, a_blend, a_size, a_cw, a_sw, a_tv, a_color,
                                             a_scales, a_opt, a_steps], [a_out, a_text], api_name="gatys", **SLOW)
-
-        with gr.Tab("Fast style"):
-            gr.Markdown("Trained feed-forward style networks (Johnson et al. 2016) through ONNX Runtime. "
-                        "Blend styles of a multi-style model as `name=weight, name=weight`.")
-            models = zoo_models()
-            with gr.Row():
-                z_model = gr.Dropdown(models, value=models[0], label="Style model")
-                z_blend = gr.Textbox(label="Style or blend", placeholder="empty: the model's first style")
-            with gr.Row():
-                z_img = upload_image("Image")
-                z_out = gr.Image(label="Stylised")
-            z_btn = gr.Button("Stylise", variant="primary")
-            gr.Examples([[sample]], [z_img])
-            z_btn.click(methods.fast_style, [z_img, z_model, z_blend], [z_out], api_name="fast_style")
-            gr.Markdown("### A video\nEvery frame at its own time, with the clip's sound, as H.264 in .mp4.")
-            with gr.Row():
-                v_in = gr.File(label="Video", file_types=["video"], elem_id="style-video-in")
-                v_out = gr.Video(label="Stylised video", format=None, elem_id="style-video-out")
-            v_btn = gr.Button("Stylise the video", variant="primary", elem_id="style-video-run")
-            v_btn.click(methods.fast_style_video, [v_in, z_model, z_blend], [v_out], api_name="fast_style_video", **SLOW)
-            gr.Markdown("### Live webcam\nFrames are stylised as they arrive; one frame is in flight at a time.")
-            with gr.Row():
-                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam",
-                               webcam_options=gr.WebcamOptions(
-                                   constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}))
-                live = gr.Image(streaming=True, format="jpeg", label="Live stylised", elem_id="live-output")
-            cam.stream(methods.stream_style, [cam, z_model, z_blend], [live], stream_every=0.05, time_limit=600,
-                       concurrency_limit=2, api_name="stream_style")
 
         def follow_network(name: str):
             names = backbone_layers(name)

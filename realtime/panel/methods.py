@@ -17,7 +17,8 @@ import torch
 
 from models.images import center_square, colorize, overlay_heat, resize_max_side, tensor_to_rgb
 from realtime.panel.inputs import backbone, device, errors_to_page, load_gallery, load_image, parse_class, to_tensor
-from realtime.panel.styles import parse_style_blend, style_model
+from models.blend import finish_style
+from realtime.panel.styles import blend_percentages, blend_text, model_file, parse_style_blend, style_model, tiles
 
 # Layers each method starts with, per backbone: where the method shows something worth seeing.
 DEFAULT_LAYERS: dict[str, dict[str, str | list[str]]] = {
@@ -287,22 +288,60 @@ def gatys(backbone_name: str, content, style_files: Sequence | None, blend: str 
 
 # 14. Fast style -----------------------------------------------------------------------------
 
+MAX_BLEND_SLIDERS = 8  # sliders the page holds for a model of several styles
+
+
 @errors_to_page
-def fast_style(image, model_name: str, blend: str = "") -> np.ndarray:
-    """A trained feed-forward style network (ONNX) on the upload; blend like 'wave=0.5, udnie=0.5'."""
+def fast_style(image, model_name: str, blend: str = "", strength: float = 1.0,
+               preserve_color: bool = False) -> np.ndarray:
+    """A trained feed-forward style network (ONNX) on the upload; blend like 'wave=0.5, udnie=0.5'.
+
+    ``strength`` mixes the result with the photo (0: the photo); ``preserve_color`` keeps the
+    photo's colours (the style's luminance only), as ``training stylize`` and the live runner do.
+    """
     rgb = load_image(image)
-    return style_model(model_name).stylize(rgb, parse_style_blend(blend))
+    styled = style_model(model_name).stylize(rgb, parse_style_blend(blend))
+    return finish_style(styled, rgb, strength, bool(preserve_color))
 
 
 @errors_to_page
-def fast_style_video(video, model_name: str, blend: str = "",
+def pick_style(image, strength: float, preserve_color: bool, evt: gr.SelectData) -> list:
+    """A click on a picker tile: that style, at once, on the current photo; for a model of several
+    styles, one slider per style with the chosen one at 100 %."""
+    items = tiles()
+    if not 0 <= evt.index < len(items):
+        raise gr.Error("that style is gone: reload the page")
+    tile = items[evt.index]
+    styles = style_model(tile.model).styles
+    many = len(styles) > 1
+    sliders = [gr.update(visible=many and i < len(styles), label=styles[i] if i < len(styles) else "",
+                         value=100 if i < len(styles) and styles[i] == tile.style else 0)
+               for i in range(MAX_BLEND_SLIDERS)]
+    out = fast_style(image, tile.model, tile.style, strength, preserve_color) if image else None
+    info = f"**{tile.style}**" + (f" from {tile.model}: move the sliders to blend its styles" if many else "")
+    return [tile.model, tile.style, info, out, *sliders]
+
+
+@errors_to_page
+def blend_sliders(image, model_name: str, strength: float, preserve_color: bool, *weights: float) -> list:
+    """The sliders of a model of several styles, normalised, as the blend; the photo re-stylised."""
+    styles = style_model(model_name).styles
+    if len(styles) < 2:
+        return [gr.update(), gr.update(), gr.update()]
+    weights = list(weights[:len(styles)])
+    blend = blend_text(styles, weights)
+    out = fast_style(image, model_name, blend, strength, preserve_color) if image else None
+    return [blend, f"**{model_name}**: " + blend_percentages(styles, weights), out]
+
+
+@errors_to_page
+def fast_style_video(video, model_name: str, blend: str = "", strength: float = 1.0, preserve_color: bool = False,
                      progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:
     """A whole clip through the style network, every frame at its time and with its sound, as an
     H.264 .mp4 the page plays; frames over the panel's size cap are styled at the cap."""
     import os
     import tempfile
 
-    from models import zoo
     from realtime.effects import EffectOptions
     from realtime.panel.inputs import LIMITS, video_path
     from realtime.runner import Runner
@@ -312,10 +351,11 @@ def fast_style_video(video, model_name: str, blend: str = "",
     source = VideoFileSource(path)
     try:
         choice = parse_style_blend(blend)
-        options = EffectOptions(model=str(zoo.model_path(model_name or None)), provider="auto",
+        options = EffectOptions(model=str(model_file(model_name)), provider="auto",
                                 style=choice if isinstance(choice, str) else None,
                                 blend=choice if isinstance(choice, dict) else {},
-                                size=LIMITS.max_side if max(source.size) > LIMITS.max_side else None)
+                                size=LIMITS.max_side if max(source.size) > LIMITS.max_side else None,
+                                strength=float(strength), preserve_color=bool(preserve_color))
         out = Path(tempfile.mkdtemp(dir=os.environ.get("GRADIO_TEMP_DIR"))) / f"{path.stem}_styled.mp4"
         sink = VideoFileSink(out, source.fps, audio_from=path if source.has_audio else None,
                              time_base=source.time_base, log=lambda m: None)
@@ -328,8 +368,11 @@ def fast_style_video(video, model_name: str, blend: str = "",
 
 
 @errors_to_page
-def stream_style(frame: np.ndarray | None, model_name: str, blend: str = "") -> np.ndarray | None:
+def stream_style(frame: np.ndarray | None, model_name: str, blend: str = "", strength: float = 1.0,
+                 preserve_color: bool = False) -> np.ndarray | None:
     """One webcam frame, stylised, for the streaming tab."""
     if frame is None:
         return None
-    return style_model(model_name).stylize(frame[..., :3], parse_style_blend(blend))
+    rgb = np.ascontiguousarray(frame[..., :3])
+    styled = style_model(model_name).stylize(rgb, parse_style_blend(blend))
+    return finish_style(styled, rgb, strength, bool(preserve_color))

@@ -54,11 +54,13 @@ class PanelProcess:
 
 
 @contextmanager
-def panel_process(work: Path, args: Sequence[str] = (), start_timeout: float = 180.0) -> Iterator[PanelProcess]:
+def panel_process(work: Path, args: Sequence[str] = (), start_timeout: float = 180.0,
+                  root: Path | None = None) -> Iterator[PanelProcess]:
     """Start ``python -m realtime.panel`` with its temporary files and log under ``work``.
 
     Yields once the port accepts connections; raises PanelStartError, with the server's log,
-    if it exits or does not listen within ``start_timeout`` seconds. Stopped with SIGINT
+    if it exits or does not listen within ``start_timeout`` seconds. ``root``: serve another checkout
+    of the project (a comparison against it); default this one. Stopped with SIGINT
     (killed after 30 s) on the way out.
     """
     work.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,7 @@ def panel_process(work: Path, args: Sequence[str] = (), start_timeout: float = 1
     log_path = work / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "realtime.panel", "--port", str(port), *args],
-                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=root or PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     panel = PanelProcess(proc, port, log_path)
     try:
         deadline = time.monotonic() + start_timeout

@@ -1,0 +1,113 @@
+"""The "Your painting" tab: train a style from an uploaded painting, watch it, cancel it.
+
+The work happens in ``realtime.panel.trainer`` (a worker process running ``training``'s own
+loop); here are the page's handlers: start, follow (a generator the page streams), cancel.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from models import zoo
+from models.errors import UserError
+from models.images import read_rgb
+from models.paths import user_styles_dir
+from realtime.panel.inputs import _path, user_errors
+from realtime.panel.trainer import Preset, Status, Trainer
+
+POLL_SECONDS = 1.0
+TRAINER: Trainer | None = None  # one per server: one training at a time
+
+
+def trainer() -> Trainer:
+    """The server's trainer (created on first use with the default preset and folder)."""
+    global TRAINER
+    if TRAINER is None:
+        TRAINER = Trainer(user_styles_dir())
+    return TRAINER
+
+
+def configure(styles_dir: Path | None = None, preset: Preset | None = None) -> None:
+    """Set the user style folder and the quick preset before the page serves."""
+    global TRAINER
+    TRAINER = Trainer(Path(styles_dir) if styles_dir else user_styles_dir(), preset)
+
+
+def progress_html(s: Status) -> str:
+    """The progress bar with the step count and the running losses."""
+    fraction = s.step / s.total if s.total else 0.0
+    losses = " · ".join(f"{k} {v:.3g}" for k, v in s.losses.items())
+    elapsed = f", {time.time() - s.started:.0f} s" if s.started else ""
+    return (f'<div id="train-progress" data-state="{s.state}" data-step="{s.step}" data-total="{s.total}">'
+            f'<progress value="{s.step}" max="{max(s.total, 1)}" style="width:100%"></progress>'
+            f"<div><b>{html.escape(s.state)}</b>: step {s.step} / {s.total} ({100 * fraction:.0f}%{elapsed})"
+            f"{' · ' + html.escape(losses) if losses else ''}</div>"
+            f"<div>{html.escape(s.message)}</div></div>")
+
+
+def _preview(s: Status) -> np.ndarray | None:
+    if not s.preview:
+        return None
+    try:
+        return read_rgb(s.preview)
+    except UserError:  # being written right now: the next poll shows it
+        return None
+
+
+def train_style(painting, name: str, photos, photo) -> Iterator[tuple[str, np.ndarray | None]]:
+    """Start a training and stream its progress (bar, losses, preview) until it ends."""
+    with user_errors():
+        path = _path(painting)
+        if path is None:
+            raise gr.Error("Upload a painting first.")
+        files = [p for p in (_path(f) for f in (photos or [])) if p is not None]
+        if not files:  # the user's photo, then the bundled one
+            files = [p for p in (_path(photo), zoo.SAMPLE_PHOTO) if p is not None]
+        status = trainer().start(path, name, files)
+    yield progress_html(status), None
+    while True:
+        time.sleep(POLL_SECONDS)
+        status = trainer().poll()
+        yield progress_html(status), _preview(status)
+        if not status.running:
+            break
+    if status.state == "failed":
+        raise gr.Error(status.message)
+
+
+def cancel_training() -> str:
+    """Stop the running training after its current step; the style folder stays as it was."""
+    return progress_html(trainer().cancel())
+
+
+def build_tab(photo: gr.components.Component) -> tuple[gr.Button, gr.EventListener]:
+    """The tab's layout and events; ``photo`` is the fast-style photo (the default training photo).
+
+    Returns the Train button's finished event, for the picker to refresh after it.
+    """
+    p = trainer().preset
+    gr.Markdown(f"Upload a painting, name it, press **Train**: `training`'s own loop runs in a worker "
+                f"process (`{p.arch}` network, {p.size} px crops, {p.steps} steps, the tuned defaults; about "
+                f"10 minutes on a 2-core CPU for the default preset). When it ends the style is exported to "
+                f"ONNX, checked against torch, and added to `{trainer().styles_dir}`: it is then in the picker, "
+                f"the webcam, `python -m realtime --style NAME` and `python -m training stylize --model NAME`.")
+    with gr.Row():
+        painting = gr.File(label="Your painting", file_types=["image"], type="filepath", elem_id="train-painting")
+        photos = gr.File(label="Training photos (empty: your photo on the Fast style tab, and the bundled one)",
+                         file_count="multiple", file_types=["image"], type="filepath")
+    name = gr.Textbox(label="Style name", placeholder="letters, digits, _ and -", elem_id="train-name")
+    with gr.Row():
+        start = gr.Button("Train", variant="primary", elem_id="train-run")
+        stop = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+    bar = gr.HTML(progress_html(trainer().poll()), elem_id="train-status")
+    preview = gr.Image(label="Preview: your photo, then the style on it", format="jpeg", elem_id="train-preview")
+    done = start.click(train_style, [painting, name, photos, photo], [bar, preview], api_name="train_style",
+                       concurrency_limit=1, concurrency_id="train")
+    stop.click(cancel_training, None, [bar], api_name="cancel_training", concurrency_limit=None)
+    return start, done

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import platform
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,29 +24,12 @@ import numpy as np
 
 from models.errors import InputFileError, UserError, first_line
 from models.onnx_style import OnnxStyleModel
+from models.paths import user_cache_dir
 
 BACKENDS = ("onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
 PROBE_RUNS = 3  # timed runs per engine after one warm-up; the fastest counts
-
-
-CACHE_DIR_ENV = "STYLELENS_CACHE_DIR"
-
-
-def user_cache_dir() -> Path:
-    """This project's cache folder: ``$STYLELENS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/stylelens``
-    (``~/.cache``), ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
-    return base / "stylelens"
 
 
 def openvino_available() -> bool:

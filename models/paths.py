@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 STYLES_DIR_ENV = "STYLELENS_STYLES_DIR"
+CACHE_DIR_ENV = "STYLELENS_CACHE_DIR"
 
 
 def user_data_dir() -> Path:
@@ -26,6 +27,21 @@ def user_data_dir() -> Path:
         base = home / "Library" / "Application Support"
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "stylelens"
+
+
+def user_cache_dir() -> Path:
+    """This project's cache folder: ``$STYLELENS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/stylelens``
+    (``~/.cache``), ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
     return base / "stylelens"
 
 

@@ -62,3 +62,12 @@ def style_images(tmp_path_factory) -> list[Path]:
     """Two synthetic 'paintings' with very different palettes and textures."""
     root = tmp_path_factory.mktemp("styles")
     return [write_bgr(root / "stripes.png", _stripes()), write_bgr(root / "blobs.png", _blobs())]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_a_temporary_folder(tmp_path_factory):
+    """The backend probe's cache (models.paths.user_cache_dir) goes to a temporary folder, not the
+    home of whoever runs the tests; child processes inherit it."""
+    os.environ["STYLELENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    os.environ.pop("STYLELENS_CACHE_DIR", None)

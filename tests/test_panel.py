@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -15,7 +14,9 @@ import numpy as np
 import pytest
 
 from models import zoo
+from realtime.panel.browser import start_webcam
 from realtime.panel.process import panel_process
+from tests.helpers.browser import chromium
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -256,25 +257,7 @@ def test_every_image_case_of_the_table_as_an_upload(client, server, bad_files):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    drv.set_page_load_timeout(60)
-    yield drv
-    drv.quit()
+    yield from chromium(tmp_path_factory)
 
 
 def _wait(drv, condition, seconds: float = 90):
@@ -346,23 +329,10 @@ def test_a_video_upload_is_stylised_and_plays_in_the_page(browser, server, tmp_p
 
 
 def test_webcam_tab_streams_stylised_frames(browser, server):
-    from selenium.webdriver.common.by import By
-
     browser.get(server["url"])
     _open_tab(browser, "Fast style", "Webcam")
 
-    def click(text: str):
-        def find(d):
-            for el in d.find_elements(By.CSS_SELECTOR, "#webcam button, #webcam [role=button]"):
-                label = f"{el.text} {el.get_attribute('aria-label') or ''} {el.get_attribute('title') or ''}"
-                if text.lower() in label.lower() and el.is_displayed():
-                    return el
-            return None
-        _wait(browser, find, 30).click()
-
-    click("access webcam")
-    time.sleep(2)
-    click("record")
+    start_webcam(browser)
     src = _wait(browser, lambda d: _image_src(d, "live-output"), 90)
     # The frame the page shows is a real stylised image served by the panel.
     import urllib.request

@@ -19,6 +19,7 @@ from models import zoo
 from models.images import read_rgb, resize_max_side
 from realtime.panel import browser as web
 from realtime.panel.process import PROJECT_ROOT, panel_process
+from tests.helpers.browser import chromium
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -119,13 +120,7 @@ def test_a_painting_that_is_not_an_image_is_refused_in_one_line(client, tmp_path
 
 @pytest.fixture(scope="module")
 def drv(tmp_path_factory):
-    if not web.chromium_available():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    d = web.start_chromium(tmp_path_factory.mktemp("chromium"))
-    yield d
-    d.quit()
+    yield from chromium(tmp_path_factory)
 
 
 def test_picker_strength_and_blend_in_the_browser(drv, server):

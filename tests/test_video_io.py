@@ -26,6 +26,7 @@ from realtime.effects import EFFECTS, Effect, register
 from realtime.runner import Runner
 from realtime.sources import Source
 from realtime.video_io import VideoFileSink, VideoFileSource, available_codecs, letterbox
+from tests.helpers.browser import chromium as start_browser
 from tests.helpers.clips import AUDIO_FRAME, AUDIO_RATE, make_clip, probe
 
 VFR_TIMES = [i / 10 for i in range(10)] + [1 + i / 30 for i in range(30)]  # 10 at 10 FPS, then 30 at 30 FPS
@@ -309,27 +310,7 @@ document.body.appendChild(v);
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    import os
-    import shutil
-
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (binary and driver):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = binary
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
-                "--disable-component-update", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    drv.set_script_timeout(60)
-    yield drv
-    drv.quit()
+    yield from start_browser(tmp_path_factory, "--autoplay-policy=no-user-gesture-required")
 
 
 @pytest.fixture

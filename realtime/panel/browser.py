@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -20,7 +20,7 @@ def chromium_available() -> bool:
     return bool(shutil.which("chromium") and shutil.which("chromedriver"))
 
 
-def start_chromium(profile: Path, width: int = 1400, height: int = 1000):
+def start_chromium(profile: Path, width: int = 1400, height: int = 1000, extra_args: Sequence[str] = ()):
     """A headless Chromium with the fake camera allowed; quit it when done."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -30,7 +30,7 @@ def start_chromium(profile: Path, width: int = 1400, height: int = 1000):
     for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--window-size={width},{height}", f"--user-data-dir={profile}"]:
+                f"--window-size={width},{height}", f"--user-data-dir={profile}", *extra_args]:
         opts.add_argument(arg)
     drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
     drv.set_page_load_timeout(60)

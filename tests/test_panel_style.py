@@ -33,7 +33,7 @@ def styles_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, styles_dir):
     tmp = tmp_path_factory.mktemp("panel_style")
-    args = ["--max-side", "512", "--styles-dir", str(styles_dir), "--train-steps", "3", "--train-size", "32"]
+    args = ["--max-side", "512", "--styles-dir", str(styles_dir), "--train-steps", "40", "--train-size", "32"]  # long enough to be seen training
     with panel_process(tmp, args) as panel:
         yield panel
 

@@ -182,6 +182,8 @@ class VideoFileSource(Source):
     def _decode(self) -> Iterator[av.VideoFrame]:
         try:
             yield from self.container.decode(self.stream)
+        except av.ExitError:  # FFmpeg's reading was cut short by a signal (PyAV's interrupt callback): Ctrl+C
+            raise KeyboardInterrupt from None
         except av.FFmpegError as e:  # a damaged tail: what was decoded is kept
             warnings.warn(f"{self.path}: decoding stopped after frame {self._index} ({first_line(e)})", stacklevel=2)
 

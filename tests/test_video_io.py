@@ -338,3 +338,29 @@ def test_the_rendered_file_plays_in_chromium(chromium, served, tmp_path, suffix)
     assert abs(got["duration"] - 2.0) < 0.1 and (got["width"], got["height"]) == (160, 120)
     assert min(got["marker"]) > 200 and max(got["background"]) < 80, got  # a real decoded frame
     assert got["audioBytes"] > 0  # the sound track was decoded too
+
+
+def test_a_signal_that_cuts_ffmpeg_reading_short_is_ctrl_c_not_the_end_of_the_file(tmp_path, monkeypatch):
+    # PyAV's interrupt callback makes FFmpeg give up with AVERROR_EXIT when Ctrl+C lands during a
+    # read; taken as a damaged tail, a render ended "normally" with exit code 0 (seen once in CI).
+    import av
+
+    clip = make_clip(tmp_path / "c.mp4", [i / 10 for i in range(5)], size=(64, 48))
+    src = VideoFileSource(clip)
+
+    class Interrupted:  # the container, but its decoding is cut short as by Ctrl+C
+        def __init__(self, real):
+            self.real = real
+
+        def decode(self, *args, **kwargs):
+            raise av.ExitError(-1, "Immediate exit requested")
+            yield  # a generator, as decode() is
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    monkeypatch.setattr(src, "container", Interrupted(src.container))
+    src._first, src._decoded = None, src._decode()
+    with pytest.raises(KeyboardInterrupt):
+        src.read_timed()
+    src.close()

@@ -327,3 +327,18 @@ def test_resume_from_a_checkpoint_whose_weights_do_not_fit_names_the_keys(photos
     save_checkpoint({k: v for k, v in ckpt.items() if k != "format"}, path)
     with pytest.raises(UserError, match=r"cannot resume.*1 unexpected \(enc\.0\.norm\.running_mean\)"):
         train(_settings(photos_dir, style_images, out, steps=4, resume=True), progress=False)
+
+
+def test_the_exported_model_records_the_calibrated_style_weight(photos_dir, style_images, tmp_path):
+    import json
+
+    import onnx
+
+    from training.export import export_checkpoint
+
+    ckpt_path = train(_settings(photos_dir, style_images, tmp_path / "run", steps=10, checkpoint_every=10,
+                                sample_every=10), progress=False)
+    path, _ = export_checkpoint(ckpt_path, tmp_path / "m.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    recorded = json.loads(meta["stylelens.training"])["style_weights_used"]
+    assert recorded == load_checkpoint(ckpt_path)["config"]["style_weights_used"]

@@ -129,7 +129,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp1
     net = style_net_from_checkpoint(ckpt, checkpoint)
     cfg = ckpt["config"]
     training = {k: cfg[k] for k in ("arch", "net", "loss_net", "loss", "settings", "precision", "world_size",
-                                    "wall_seconds") if k in cfg}
+                                    "wall_seconds", "style_weights_used") if k in cfg}
     training["step"] = int(ckpt["step"])
     if "settings" in training:  # file names only: a shared model should not carry the trainer's paths
         st = dict(training["settings"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from models import zoo
-from realtime.panel.browser import start_webcam
+from realtime.panel.browser import open_tab, start_webcam, wait
 from realtime.panel.process import panel_process
 from tests.helpers.browser import chromium
 
@@ -260,22 +260,6 @@ def browser(tmp_path_factory):
     yield from chromium(tmp_path_factory)
 
 
-def _wait(drv, condition, seconds: float = 90):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(drv, seconds, poll_frequency=0.25).until(condition)
-
-
-def _open_tab(drv, *labels: str) -> None:
-    """Click through the tab path, e.g. ("Attribution", "Saliency")."""
-    from selenium.webdriver.common.by import By
-
-    for label in labels:
-        tab = _wait(drv, lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
-                                         if b.text.strip() == label and b.is_displayed()), None))
-        tab.click()
-
-
 def _image_src(drv, elem_id: str) -> str | None:
     from selenium.webdriver.common.by import By
 
@@ -287,9 +271,9 @@ def test_page_runs_a_method_in_the_browser(browser, server):
     from selenium.webdriver.common.by import By
 
     browser.get(server["url"])
-    _open_tab(browser, "Filters & features", "Filters")
+    open_tab(browser, "Filters & features", "Filters")
     browser.find_element(By.ID, "filters-run").click()
-    assert _wait(browser, lambda d: _image_src(d, "filters-first"))
+    assert wait(browser, lambda d: _image_src(d, "filters-first"))
 
 
 def test_page_shows_a_clear_message_for_a_file_that_is_not_an_image(browser, server, tmp_path):
@@ -298,12 +282,12 @@ def test_page_shows_a_clear_message_for_a_file_that_is_not_an_image(browser, ser
     fake = tmp_path / "notes.jpg"
     fake.write_text("not an image at all")
     browser.get(server["url"])
-    _open_tab(browser, "Attribution", "Saliency")
-    field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#saliency-input input[type=file]"))
+    open_tab(browser, "Attribution", "Saliency")
+    field = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#saliency-input input[type=file]"))
     field.send_keys(str(fake))
     time.sleep(1)
     browser.find_element(By.ID, "saliency-run").click()
-    _wait(browser, lambda d: "notes.jpg: not a readable image" in d.find_element(By.TAG_NAME, "body").text, 60)
+    wait(browser, lambda d: "notes.jpg: not a readable image" in d.find_element(By.TAG_NAME, "body").text, 60)
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
 
 
@@ -314,13 +298,13 @@ def test_a_video_upload_is_stylised_and_plays_in_the_page(browser, server, tmp_p
 
     clip = make_clip(tmp_path / "walk.mp4", [i / 15 for i in range(15)], size=(96, 72), sound=1.0)
     browser.get(server["url"])
-    _open_tab(browser, "Fast style", "Video")
-    field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#style-video-in input[type=file]"))
+    open_tab(browser, "Fast style", "Video")
+    field = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#style-video-in input[type=file]"))
     field.send_keys(str(clip))
     time.sleep(1)
     browser.find_element(By.ID, "style-video-run").click()
-    video = _wait(browser, lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#style-video-out video")), None), 120)
-    state = _wait(browser, lambda d: d.execute_script(
+    video = wait(browser, lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#style-video-out video")), None), 120)
+    state = wait(browser, lambda d: d.execute_script(
         "const v = arguments[0]; v.muted = true; v.play();"
         "return v.readyState >= 2 && v.currentTime > 0 ? [v.duration, v.videoWidth, v.webkitAudioDecodedByteCount]"
         " : null;", video), 60)
@@ -330,10 +314,10 @@ def test_a_video_upload_is_stylised_and_plays_in_the_page(browser, server, tmp_p
 
 def test_webcam_tab_streams_stylised_frames(browser, server):
     browser.get(server["url"])
-    _open_tab(browser, "Fast style", "Webcam")
+    open_tab(browser, "Fast style", "Webcam")
 
     start_webcam(browser)
-    src = _wait(browser, lambda d: _image_src(d, "live-output"), 90)
+    src = wait(browser, lambda d: _image_src(d, "live-output"), 90)
     # The frame the page shows is a real stylised image served by the panel.
     import urllib.request
 

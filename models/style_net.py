@@ -46,17 +46,21 @@ class StyleNetConfig:
 ARCHS: dict[str, StyleNetConfig] = {
     # Johnson et al. 2016: about 11.8 G multiply-adds per 320x240 frame.
     "johnson": StyleNetConfig(),
-    # Real time on 2 CPU cores with onnxruntime; chosen by scripts/bench_style_archs.py
-    # (zero padding and a 3x3 output layer are ~1.5x faster at equal multiply-adds).
+    # Real time on 2 CPU cores with onnxruntime; chosen by scripts/bench_style_archs.py.
+    # Reflection padding: zero padding is faster per pixel, but a zero-padded network paints a
+    # band along the frame's edges that only a mirrored margin of 32-48 px hides, and that margin
+    # costs more than the padding (640x480, 2 threads, AVX-512 EPYC: reflect 68 ms on OpenVINO and
+    # 97 ms on onnxruntime; zeros with a 48 px margin 89 and 113 ms). Models trained before
+    # 2026-11-30 are zero-padded; their checkpoints and manifests record it.
     "lite": StyleNetConfig(
         channels=(16, 32, 64), res_blocks=3, kernel_in=5, kernel_out=3,
-        padding="zeros", depthwise_res=True,
+        padding="reflect", depthwise_res=True,
     ),
     # For 640x480 on 2 CPU cores: plain 3x3 residual blocks on 8-16-32 channels were the
     # fastest candidate of scripts/bench_style_archs.py (about 2x lite at 640x480).
     "tiny": StyleNetConfig(
         channels=(8, 16, 32), res_blocks=3, kernel_in=5, kernel_out=3,
-        padding="zeros", depthwise_res=False,
+        padding="reflect", depthwise_res=False,
     ),
 }
 

@@ -205,24 +205,35 @@ class StyleCalibration:
     """
 
     def __init__(self, criterion: "PerceptualLoss", target: float, start: int, steps: int,
-                 strength: float = 1.0, gain: float = 0.3, max_change: float = 0.03, smoothing: float = 0.8):
+                 strength: float = 1.0, gain: float = 0.3, max_change: float = 0.03, smoothing: float = 0.8,
+                 num_styles: int = 1):
         if not 0 < target < 1:
             raise ValueError(f"the calibration's structure target must be between 0 and 1, got {target}")
         if strength <= 0 or not math.isfinite(strength):
             raise ValueError(f"the style weight must be > 0, got {strength}")
         self.criterion, self.target, self.start, self.steps = criterion, float(target), int(start), int(steps)
-        self.strength, self.gain, self.max_change, self.smoothing = (float(strength), float(gain),
-                                                                     float(max_change), float(smoothing))
+        # Each style's outputs follow its weight about num_styles times more slowly (see for_run).
+        n = max(1, int(num_styles))
+        self.strength, self.gain, self.max_change, self.smoothing = (float(strength), float(gain) / n,
+                                                                     float(max_change) / n, float(smoothing))
         self.measured: dict[int, float] = {}  # smoothed structure_kept per style
 
     @classmethod
     def for_run(cls, criterion: "PerceptualLoss", total_steps: int, target: float,
-                strength: float = 1.0) -> "StyleCalibration":
+                strength: float = 1.0, num_styles: int = 1) -> "StyleCalibration":
         """The default phase for a run of ``total_steps``: a tenth of the run (at most 100 steps)
-        of warm-up, then calibration up to step 700, or for the first half of a shorter run."""
+        of warm-up, then calibration for 600 steps per style, or up to half of a shorter run.
+
+        A network of ``num_styles`` styles sees each style in about 1/n of its samples, so a
+        style's outputs follow a change of its weight about n times more slowly. With one style's
+        pace, a five-style network's weights ran ahead of what its outputs showed: Udnie's fell to
+        the floor (0.001) while its outputs still looked over-painted, and ended at structure kept
+        0.94, nearly the photo. So the phase lasts n times longer and each change is n times smaller.
+        """
+        n = max(1, int(num_styles))
         warmup = min(100, total_steps // 10)
-        end = min(700, max(warmup + 1, total_steps // 2))
-        return cls(criterion, target, warmup, end - warmup, strength)
+        end = min(warmup + 600 * n, max(warmup + 1, total_steps // 2))
+        return cls(criterion, target, warmup, end - warmup, strength, num_styles=n)
 
     @property
     def end(self) -> int:

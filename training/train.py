@@ -275,16 +275,14 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         "precision": "bf16" if bf16 else "fp32", "world_size": world,
     }
     calibration = None
-    if s.structure_target > 0 and n > 1 and rank == 0:
-        warnings.warn("the style calibration sets one weight per style and let two of five styles fade to the "
-                      "photo in our trial; for several styles, --structure-target 0 --style-weight 5 is safer")
     if s.structure_target > 0:
         strength = s.style_weight if s.style_weight is not None else 1.0
-        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target, strength)
+        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target, strength, n)
         if s.calibration_start is not None or s.calibration_end is not None:
             start = s.calibration_start if s.calibration_start is not None else calibration.start
             end = s.calibration_end if s.calibration_end is not None else calibration.end
-            calibration = StyleCalibration(criterion, s.structure_target, start, max(1, end - start), strength)
+            calibration = StyleCalibration(criterion, s.structure_target, start, max(1, end - start), strength,
+                                           num_styles=n)
 
     start = 0
     saved_rng = None
@@ -298,7 +296,7 @@ def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progre
         saved = ckpt.get("calibration")
         if calibration is not None and saved:  # the schedule it started with, and where it stood
             calibration = StyleCalibration(criterion, s.structure_target, saved["start"], saved["steps"],
-                                           calibration.strength)
+                                           calibration.strength, num_styles=n)
             calibration.measured = {int(k): float(v) for k, v in saved["measured"].items()}
         for group in opt.param_groups:  # a --lr given now applies from here on
             group["lr"] = s.lr

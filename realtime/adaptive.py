@@ -234,3 +234,44 @@ class Controller:
         out = dict(self.time_in)
         out[self.setting] = out.get(self.setting, 0.0) + self.clock() - self._since
         return out
+
+
+class AdaptiveEffect:
+    """An effect with a quality ladder (the style effect) that a :class:`Controller` moves, for a
+    caller that hands it one frame at a time and waits for each (the page's webcam stream).
+
+    The live runner does the same inside its loop, where frames overlap; here the time between
+    calls counts as idle (the browser was capturing, encoding, sending), so only the effect's
+    own time is held to the target. One frame at a time: one worker.
+    """
+
+    def __init__(self, effect, target_fps: float = TARGET_FPS, log: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.effect, self.target_fps, self.log, self.clock = effect, target_fps, log, clock
+        self.controller: Controller | None = None
+        self._returned: float | None = None  # when the last call returned
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """The effect on ``frame`` (its size kept) at the current setting; then the next decision."""
+        if self.controller is None:
+            hw = frame.shape[:2]
+            self.effect.prepare(hw, log=self.log, live=True)
+            rungs, _, start = self.effect.ladder(hw, self.target_fps)
+            start = Setting(start.rung, 1)
+            self.controller = Controller(rungs, [1], self.target_fps, start=start, clock=self.clock)
+            self.effect.apply(start)
+        elif self._returned is not None:
+            self.controller.idle(self.clock() - self._returned)
+        t = self.clock()
+        out = self.effect(frame)
+        seconds = self.clock() - t
+        self.controller.frame(seconds, seconds)
+        new = self.controller.decide()
+        if new is not None:
+            self.effect.apply(new)
+        self._returned = self.clock()
+        return out
+
+    def describe(self) -> str:
+        """The setting in use (size, network, backend), as the runner's summary names it."""
+        return self.effect.describe()

@@ -305,3 +305,51 @@ def test_the_runner_drives_a_costly_effect_down_and_reports_its_choices():
     assert sizes[0] == 640 and min(sizes) < 640 and sizes[-1] < 640
     assert summary["setting"] == f"{sizes[-1]} px" and summary["settings"][0][0] == "640 px"
     assert "settled on" in format_summary(summary)
+
+
+class _SizedEffect:
+    """An effect with the style effect's ladder protocol whose cost follows the processing size
+    on a simulated clock; ``per_pixel_640`` seconds a frame at 640 px."""
+
+    def __init__(self, clock: Clock, cost_at_640: float):
+        self.clock, self.cost_at_640 = clock, cost_at_640
+        self.size, self.prepared, self.applied = 640, 0, []
+
+    def prepare(self, hw, log=None, live=False):
+        self.prepared += 1
+
+    def ladder(self, hw, target_fps):
+        rungs = build_ladder(hw, size_steps(max(hw), 320), [("lite", 1.0)], [0])
+        return rungs, [1, 2], Setting(rungs[0], 2)
+
+    def apply(self, setting):
+        self.applied.append(setting)
+        self.size = setting.rung.size
+
+    def __call__(self, frame):
+        self.clock.t += self.cost_at_640 * (self.size / 640) ** 2
+        return frame[::-1].copy()
+
+    def describe(self):
+        return f"{self.size} px"
+
+
+def test_an_effect_called_frame_by_frame_is_held_to_the_target_and_the_wait_between_calls_is_not_its_cost():
+    from realtime.adaptive import AdaptiveEffect
+
+    clock = Clock()
+    fx = _SizedEffect(clock, cost_at_640=0.15)  # 6.7 frames/s at full size; 15 needs <= 66 ms
+    live = AdaptiveEffect(fx, target_fps=15, clock=clock)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(150):
+        out = live(frame)
+        clock.t += 0.04  # the browser's share between two calls: idle for the effect
+    assert out.shape == frame.shape and fx.prepared == 1
+    assert all(s.workers == 1 for s in fx.applied)  # one frame at a time: never two workers
+    assert fx.size < 640 and fx.cost_at_640 * (fx.size / 640) ** 2 <= 1 / 15
+    assert fx.size >= 320 and live.describe() == f"{fx.size} px"
+    fx.cost_at_640 = 0.02  # the machine got faster: quality comes back
+    for _ in range(300):
+        live(frame)
+        clock.t += 0.04
+    assert fx.size == 640

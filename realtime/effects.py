@@ -205,9 +205,10 @@ class StyleEffect(Effect):
         self.providers = providers_for(options.provider)
         self.on_gpu = "CUDAExecutionProvider" in (self.providers or default_providers())
         self.workers, threads = style_workers(options, self.providers)
-        self.path = Path(zoo.resolve_model(options.model, options.style))  # a file, or a shipped or user style's name
-        self.pinned = self.path.resolve() if options.model else None  # --model: the ladder keeps this network
-        model = OnnxStyleModel(self.path, providers=self.providers, threads=threads)
+        path = Path(zoo.resolve_model(options.model, options.style))  # a file, or a shipped or user style's name
+        model = OnnxStyleModel(path, providers=self.providers, threads=threads)  # errors name the file as given
+        self.path = path.resolve()  # as the catalogue's paths are, for n/p
+        self.pinned = self.path if options.model else None  # --model: the ladder keeps this network
         if not options.model and options.style not in model.styles:  # --style named the model itself
             options = replace(options, style=None)
         self.options = options
@@ -327,7 +328,7 @@ class StyleEffect(Effect):
         o = self.options
         longest = max(frame_hw)
         sizes = [o.size] if o.size else size_steps(longest, o.min_size)
-        if self.path.resolve() == self.pinned or self.on_gpu:
+        if self.path == self.pinned or self.on_gpu:
             networks = [(self.path, "")]
         else:
             networks = style_siblings(self.path)
@@ -379,7 +380,7 @@ class StyleEffect(Effect):
         if not 0 <= target < n:
             order = style_cycle(self.path)
             if len(order) > 1:
-                return self._switch(order[(order.index(self.path.resolve()) + step) % len(order)], step)
+                return self._switch(order[(order.index(self.path) + step) % len(order)], step)
         self.target = target % n
         weights = np.zeros(n, np.float32)
         weights[self.target] = 1

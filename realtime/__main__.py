@@ -19,7 +19,10 @@ EFFECT_NAMES = ("style", "saliency", "deepdream", "activations", "none")  # real
 CODEC_NAMES = ("h264", "vp9", "av1", "ffv1", "mjpeg")  # realtime.video_io.CODECS, without importing av here
 
 EPILOG = """keys (in the window):
-  n / p   next / previous style (or layer, or saliency mode)
+  n / p   next / previous style (or layer, or saliency mode); past a model's last style, the
+          next shipped or own style model (a --model file of your own keeps to its styles)
+  - / +   style strength down / up 10% (= works as +)
+  c       keep the frame's colours, or not
   e       next effect            b   blend a quarter toward the next style
   h       toggle the HUD         s   save a snapshot
   q, Esc  quit

@@ -55,11 +55,22 @@ class Effect:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def cycle(self, step: int = 1) -> None:
-        """Step the effect's main choice (style, layer, mode)."""
+    def cycle(self, step: int = 1) -> str | None:
+        """Step the effect's main choice (style, layer, mode).
+
+        Returns a line for the log when it moved to another network, which the runner then
+        prepares again on its next frame (styles only); None otherwise.
+        """
+        return None
 
     def blend_step(self, amount: float = 0.25) -> None:
         """Move a blend toward the next choice (styles only)."""
+
+    def step_strength(self, step: float) -> None:
+        """Move the strength of the effect by ``step`` within [0, 1] (styles only)."""
+
+    def toggle_color(self) -> None:
+        """Keep the frame's colours, or stop keeping them (styles only)."""
 
     def status(self) -> str:
         return self.name
@@ -154,6 +165,25 @@ def style_siblings(path: str | os.PathLike) -> list[tuple[Path, str]]:
     return [(path, mine.get("arch", ""))] + [(zoo.ZOO_DIR / e["file"], e.get("arch", "")) for e in others]
 
 
+def style_cycle(current: Path) -> list[Path]:
+    """The models ``n``/``p`` step through, in :func:`models.zoo.catalogue`'s order (shipped, then the
+    user's): one network per set of shipped styles (the smaller siblings are the ladder's to choose),
+    ``current`` always among them; empty when ``current`` is not in the catalogue (a file of the user's)."""
+    from models import zoo
+
+    current = Path(current).resolve()
+    order, seen = [], set()
+    for m in zoo.catalogue():
+        path = m["path"].resolve()
+        styles = tuple(s["name"] for s in m["styles"])
+        if m["origin"] == "shipped" and styles in seen and path != current:
+            continue
+        seen.add(styles)
+        if path not in order:
+            order.append(path)
+    return order if current in order else []
+
+
 # Cost of a network relative to ``lite`` before it is measured (onnxruntime and OpenVINO at 640x480).
 ARCH_COST = {"johnson": 4.0, "lite": 1.0, "tiny": 0.45}
 
@@ -175,35 +205,61 @@ class StyleEffect(Effect):
         self.providers = providers_for(options.provider)
         self.on_gpu = "CUDAExecutionProvider" in (self.providers or default_providers())
         self.workers, threads = style_workers(options, self.providers)
-        self.path = Path(zoo.resolve_model(options.model, options.style))  # a file, or a shipped or user style's name
-        self.model = OnnxStyleModel(self.path, providers=self.providers, threads=threads)
-        if not options.model and options.style not in self.model.styles:  # --style named the model itself
+        path = Path(zoo.resolve_model(options.model, options.style))  # a file, or a shipped or user style's name
+        model = OnnxStyleModel(path, providers=self.providers, threads=threads)  # errors name the file as given
+        self.path = path.resolve()  # as the catalogue's paths are, for n/p
+        self.pinned = self.path if options.model else None  # --model: the ladder keeps this network
+        if not options.model and options.style not in model.styles:  # --style named the model itself
             options = replace(options, style=None)
         self.options = options
         self.strength, self.preserve_color = check_strength(options.strength), options.preserve_color
-        self.model.backend = "onnxruntime"
-        self.own_margin = self.model.border_pad
-        if options.border_pad is not None:
-            self.model.border_pad = options.border_pad
-        self.margin = self.model.border_pad
-        self.network = self.path.stem
-        self._engines = {(self.path, "onnxruntime", self.workers): self.model}
+        model.backend = "onnxruntime"
+        self._own_margins = {self.path: model.border_pad}  # each model's margin as shipped
+        self._engines = {(self.path, "onnxruntime", self.workers): model}
         self._backend: dict[Path, str] = {}  # the engine chosen for each network file
-        self.size = options.size
-        n = len(self.model.styles)
-        blend = options.blend or ({options.style: 1.0} if options.style else {self.model.styles[0]: 1.0})
-        self.model.style_weights(blend)  # checks the names
-        self.weights = np.zeros(n, np.float32)
+        blend = options.blend or ({options.style: 1.0} if options.style else {model.styles[0]: 1.0})
+        model.style_weights(blend)  # checks the names
+        weights = np.zeros(len(model.styles), np.float32)
         for k, v in blend.items():
-            self.weights[self.model.styles.index(k)] = v
-        self.weights /= self.weights.sum()
-        self.target = int(self.weights.argmax())  # the style a blend is moving toward
+            weights[model.styles.index(k)] = v
+        self._use(model, weights / weights.sum())
+
+    def _use(self, model, weights: np.ndarray) -> None:
+        """Run ``model`` (the network of :attr:`path`) with ``weights`` from the next frame on, at the
+        user's size and margin: the state of a freshly chosen model, before the runner prepares it."""
+        self._look = (model, weights)
+        self.own_margin = self._own_margins[self.path]
+        self.margin = self.own_margin if self.options.border_pad is None else self.options.border_pad
+        model.border_pad = self.margin
+        self.network = self.path.stem
+        self.size = self.options.size
+        self.target = int(weights.argmax())  # the style a blend is moving toward
         self.probe_seconds: dict[str, float] = {}  # the backend probe's time per frame at the first size
         self._networks: dict[str, Path] = {self.network: self.path}
 
+    # The network and the style weights are replaced together, never changed in place: a frame in a
+    # worker thread reads them once (__call__) while a key press on the main thread moves them, and
+    # must see one choice or the other, never the weights of one model with another model.
+    @property
+    def model(self):
+        return self._look[0]
+
+    @model.setter
+    def model(self, model) -> None:
+        self._look = (model, self._look[1])
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self._look[1]
+
+    @weights.setter
+    def weights(self, weights: np.ndarray) -> None:
+        self._look = (self._look[0], weights)
+
     # engines and the adaptive ladder ----------------------------------------------------------
-    def _engine(self, path: Path, workers: int):
-        """The model for ``path`` on its chosen backend, with threads for ``workers`` frames at once."""
+    def _engine(self, path: Path, workers: int, sibling: bool = True):
+        """The model for ``path`` on its chosen backend, with threads for ``workers`` frames at once;
+        a ``sibling`` must hold the current model's styles."""
         from models.backends import load_style_model
 
         backend = self._backend.get(path, "onnxruntime")
@@ -213,10 +269,11 @@ class StyleEffect(Effect):
             if not threads and workers > 1:
                 threads = max(1, _cores() // workers)
             model = load_style_model(path, backend, self.providers, threads, streams=workers)
-            if model.styles != self.model.styles:
+            if sibling and model.styles != self.model.styles:
                 from models.errors import InputFileError
 
                 raise InputFileError(path, f"holds the styles {model.styles}, not {self.model.styles}")
+            self._own_margins.setdefault(path, model.border_pad)
             self._engines[key] = model
         return self._engines[key]
 
@@ -271,7 +328,7 @@ class StyleEffect(Effect):
         o = self.options
         longest = max(frame_hw)
         sizes = [o.size] if o.size else size_steps(longest, o.min_size)
-        if o.model or self.on_gpu:
+        if self.path == self.pinned or self.on_gpu:
             networks = [(self.path, "")]
         else:
             networks = style_siblings(self.path)
@@ -310,14 +367,42 @@ class StyleEffect(Effect):
         return (f"{size or 'full'} px, {network}, {backend}, {workers} worker{'s' if workers > 1 else ''}"
                 + (f", margin {margin}" if margin != self.own_margin else ""))
 
-    # The weights are replaced, never changed in place: a frame in a worker thread reads them
-    # while a key press on the main thread moves them, and must see one blend or the other.
-    def cycle(self, step: int = 1) -> None:
+    # Every setting a key moves is replaced, never changed in place (see model and weights).
+    def cycle(self, step: int = 1) -> str | None:
+        """The next (``step`` +1) or previous (-1) style of this model; past its last (or first), the
+        next (previous) model of :func:`style_cycle`, whose first (last) style it starts with.
+
+        A file of the user's outside the catalogue (``--model FILE.onnx``) cycles within its own
+        styles. Returns the log line of a model switch (the runner then prepares the model again).
+        """
         n = len(self.weights)
-        self.target = (int(self.weights.argmax()) + step) % n
+        target = int(self.weights.argmax()) + step
+        if not 0 <= target < n:
+            order = style_cycle(self.path)
+            if len(order) > 1:
+                return self._switch(order[(order.index(self.path) + step) % len(order)], step)
+        self.target = target % n
         weights = np.zeros(n, np.float32)
         weights[self.target] = 1
         self.weights = weights
+        return None
+
+    def _switch(self, path: Path, step: int) -> str:
+        """Move to the model in ``path`` at its first style (``step`` > 0) or its last; the sessions
+        opened for the models before are kept, so coming back is instant."""
+        opened = [k for k in self._engines if k[0] == path and k[1] == self._backend.get(path, "onnxruntime")]
+        model = self._engines[opened[0]] if opened else self._engine(path, self.workers, sibling=False)
+        weights = np.zeros(len(model.styles), np.float32)
+        weights[0 if step > 0 else -1] = 1
+        self.path = path
+        self._use(model, weights)
+        return f"style: {model.styles[self.target]} ({path.stem})"
+
+    def step_strength(self, step: float) -> None:
+        self.strength = min(1.0, max(0.0, round(self.strength + step, 2)))
+
+    def toggle_color(self) -> None:
+        self.preserve_color = not self.preserve_color
 
     def blend_step(self, amount: float = 0.25) -> None:
         """Move ``amount`` of the weight toward the target style; once it is reached, aim at the next."""
@@ -336,13 +421,15 @@ class StyleEffect(Effect):
         self.weights = weights
 
     def status(self) -> str:
-        parts = [f"{s} {w:.0%}" for s, w in zip(self.model.styles, self.weights) if w > 0.01]
-        return "style: " + " + ".join(parts)
+        model, weights = self._look
+        parts = [f"{s} {w:.0%}" for s, w in zip(model.styles, weights) if w > 0.01]
+        return ("style: " + " + ".join(parts) + f"; strength {self.strength:.0%}"
+                + (", colour kept" if self.preserve_color else ""))
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         small = _resize_for_processing(frame, self.size)
-        weights = self.weights[None] if self.model.conditional else None  # one read: see cycle()
-        out = nchw_to_bgr(self.model.run(bgr_to_nchw(small), weights))
+        model, weights = self._look  # one read: see model and weights
+        out = nchw_to_bgr(model.run(bgr_to_nchw(small), weights[None] if model.conditional else None))
         return finish_style_bgr(resize_to(out, frame), frame, self.strength, self.preserve_color)
 
 

@@ -27,6 +27,7 @@ from realtime.stabilizer import FlowStabilizer
 MAX_WORKERS = 8  # frames in flight at most, whatever an effect asks for
 POLL_SECONDS = 0.002  # how often the loop looks at frames in flight while it waits for a new one
 _END = object()  # the source has ended
+STRENGTH_STEP = 0.1  # what one press of - or + moves the style strength by
 
 # key -> (action, help)
 KEYS: dict[str, tuple[str, str]] = {
@@ -34,6 +35,10 @@ KEYS: dict[str, tuple[str, str]] = {
     "p": ("previous_style", "previous style / layer / mode"),
     "e": ("next_effect", "next effect"),
     "b": ("blend", "blend a quarter toward the next style"),
+    "-": ("weaker", "style strength down 10%"),
+    "+": ("stronger", "style strength up 10% (also =)"),
+    "=": ("stronger", "style strength up 10%"),
+    "c": ("toggle_color", "keep the frame's colours, or not"),
     "h": ("toggle_hud", "show or hide the heads-up display"),
     "s": ("snapshot", "save the current output frame as PNG"),
     "q": ("quit", "quit (also Esc)"),
@@ -169,13 +174,32 @@ class Runner:
 
     # actions -----------------------------------------------------------------------------
     def next_style(self) -> None:
-        self.effect.cycle(+1)
+        self._cycle(+1)
 
     def previous_style(self) -> None:
-        self.effect.cycle(-1)
+        self._cycle(-1)
+
+    def _cycle(self, step: int) -> None:
+        switched = self.effect.cycle(step)
+        if switched:  # another network: its backend, ladder and controller are chosen on its next frame
+            self.log(switched)
+            if self.stabilizer:
+                self.stabilizer.reset()
+            self._prepared.discard(id(self.effect))
+            if self._adapted is self.effect:
+                self.controller = self._adapted = None
 
     def blend(self) -> None:
         self.effect.blend_step(0.25)
+
+    def weaker(self) -> None:
+        self.effect.step_strength(-STRENGTH_STEP)
+
+    def stronger(self) -> None:
+        self.effect.step_strength(+STRENGTH_STEP)
+
+    def toggle_color(self) -> None:
+        self.effect.toggle_color()
 
     def next_effect(self) -> None:
         """Switch to the next effect that can be built here; one that cannot is reported and skipped."""

@@ -462,13 +462,15 @@ def test_cuda_asked_for_without_a_gpu_falls_back_to_the_cpu_with_one_warning():
 
 
 def test_border_pad_flag_overrides_the_models_margin():
-    """--border-pad 0 trades the shipped models' mirrored margin for speed; by default it is kept."""
+    """--border-pad trades a zero-padded model's mirrored margin for speed (or adds one to any
+    model); by default each model keeps its own (0 for the reflection-padded ones)."""
     from models import zoo
     from realtime.__main__ import build_parser
     from realtime.effects import EffectOptions, create_effect
 
-    shipped = zoo.manifest()["models"][0]["border_pad"]
-    assert shipped > 0
-    assert create_effect("style", EffectOptions(provider="cpu")).model.border_pad == shipped
-    assert create_effect("style", EffectOptions(provider="cpu", border_pad=0)).model.border_pad == 0
+    entry = next(e for e in zoo.manifest()["models"] if e.get("border_pad", 0) > 0)
+    own = create_effect("style", EffectOptions(provider="cpu", model=entry["name"]))
+    assert own.model.border_pad == entry["border_pad"]
+    assert create_effect("style", EffectOptions(provider="cpu", model=entry["name"], border_pad=0)).model.border_pad == 0
+    assert create_effect("style", EffectOptions(provider="cpu", border_pad=24)).model.border_pad == 24
     assert build_parser().parse_args(["--border-pad", "0"]).border_pad == 0

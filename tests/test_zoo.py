@@ -79,9 +79,9 @@ def test_no_band_along_the_image_edges(entry):
     """On inputs with the same texture everywhere, the edges look like the inside.
 
     The steps are averaged over six such inputs, so that the style's own texture averages out
-    and a systematic frame remains. Without their mirrored margin the shipped networks paint
+    and a systematic frame remains. Without their mirrored margin the zero-padded networks paint
     one: 20 to 61 grey levels (a dark frame and a yellow bottom line for Starry Night, an orange
-    top band for The Scream); with it, 4 to 15.
+    top band for The Scream); with it, 4 to 15. The reflection-padded ones need no margin: 5 to 16.
     """
     import cv2
 

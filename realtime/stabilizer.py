@@ -36,11 +36,26 @@ def backward_flow(dis: cv2.DISOpticalFlow, current: np.ndarray, previous: np.nda
     return flow
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` at each pixel's position plus ``flow``."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y) of an h x w image, made once per size."""
+    if (h, w) not in _GRIDS:
+        _GRIDS[(h, w)] = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+    return _GRIDS[(h, w)]
+
+
+def warp_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``flow`` as OpenCV's fixed-point remap maps: made once, they warp several images faster."""
+    gx, gy = _grid(*flow.shape[:2])
+    return cv2.convertMaps(gx + flow[..., 0], gy + flow[..., 1], cv2.CV_16SC2)
+
+
+def warp(image: np.ndarray, flow: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Sample ``image`` at each pixel's position plus ``flow`` (a flow field, or its :func:`warp_maps`)."""
+    map1, map2 = flow if isinstance(flow, tuple) else warp_maps(flow)
+    return cv2.remap(image, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def new_dis() -> cv2.DISOpticalFlow:
@@ -58,6 +73,8 @@ class FlowStabilizer:
         self.strength = strength
         self.tolerance = tolerance
         self.dis = new_dis()
+        # weight of the warped previous output for each input mismatch 0..255 (grey levels)
+        self._trust = (strength * np.exp(-(np.arange(256, dtype=np.float32) / tolerance) ** 2)).astype(np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -70,12 +87,15 @@ class FlowStabilizer:
             out = stylised
         else:
             h, w = frame.shape[:2]
-            flow = backward_flow(self.dis, frame, self.prev_in, (w, h))
-            warped_out = warp(self.prev_out, flow)
-            warped_in = warp(self.prev_in, flow)
-            err = np.abs(frame.astype(np.float32) - warped_in.astype(np.float32)).mean(axis=2)
-            alpha = self.strength * np.exp(-(err / self.tolerance) ** 2)[..., None]
-            out = (alpha * warped_out + (1 - alpha) * stylised.astype(np.float32) + 0.5).astype(np.uint8)
+            maps = warp_maps(backward_flow(self.dis, frame, self.prev_in, (w, h)))
+            warped_out = warp(self.prev_out, maps)
+            warped_in = warp(self.prev_in, maps)
+            # The input mismatch in whole grey levels (mean over the channels), then the trust in
+            # the warp by table and a per-pixel blend in OpenCV: 640x480 in a few milliseconds,
+            # where the same arithmetic in float32 numpy took most of the stabiliser's time.
+            err = cv2.transform(cv2.absdiff(frame, warped_in), np.full((1, 3), 1 / 3, np.float32))
+            alpha = cv2.LUT(err, self._trust)
+            out = cv2.blendLinear(warped_out, stylised, alpha, 1 - alpha)
         self.prev_in, self.prev_out = frame, out
         return out
 

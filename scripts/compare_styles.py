@@ -64,23 +64,30 @@ def structure_kept(result: np.ndarray, photo: np.ndarray) -> float:
     return float(kept(rgb_to_tensor(result), rgb_to_tensor(photo))[0])
 
 
-def stylize_with(path: Path, photo: np.ndarray) -> np.ndarray:
-    """The photo through an ONNX model (with its own margin) or a checkpoint (32 px mirrored margin)."""
+def stylize_with(path: Path, photo: np.ndarray, style: str | None = None) -> np.ndarray:
+    """The photo through an ONNX model (with its own margin) or a checkpoint (a zero-padded network
+    on a 32 px mirrored margin, as such models ship; a reflection-padded one on none); ``style``
+    picks that style of a model of several (else its first)."""
     if path.suffix == ".onnx":
         from models.onnx_style import OnnxStyleModel
 
-        return OnnxStyleModel(path).stylize(photo)
+        model = OnnxStyleModel(path)
+        return model.stylize(photo, style if style in model.styles else None)
     import torch
     import torch.nn.functional as F
 
     from models.images import rgb_to_tensor, tensor_to_rgb
     from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 
-    net = style_net_from_checkpoint(load_checkpoint(path), path).eval()
-    x = F.pad(rgb_to_tensor(photo), (_BORDER,) * 4, mode="reflect")
+    ckpt = load_checkpoint(path)
+    net = style_net_from_checkpoint(ckpt, path).eval()
+    names = ckpt["config"]["styles"]
+    weights = None if net.num_styles == 1 else torch.eye(net.num_styles)[names.index(style) if style in names else 0][None]
+    border = 0 if net.config.padding == "reflect" else _BORDER
+    x = F.pad(rgb_to_tensor(photo), (border,) * 4, mode="reflect") if border else rgb_to_tensor(photo)
     with torch.no_grad():
-        y = net(x, None if net.num_styles == 1 else torch.eye(net.num_styles)[:1])
-    return tensor_to_rgb(y[..., _BORDER:-_BORDER, _BORDER:-_BORDER])
+        y = net(x, weights)
+    return tensor_to_rgb(y[..., border:-border, border:-border] if border else y)
 
 
 def _tile(rgb: np.ndarray, height: int, caption: list[str]) -> np.ndarray:
@@ -136,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                                                             interpolation=cv2.INTER_AREA)))
             shipped = Path(zoo.__file__).with_name(f"{name}_lite.onnx")
             if not args.no_shipped and shipped.exists():
-                results.append(("shipped", stylize_with(shipped, photo)))
+                results.append(("shipped", stylize_with(shipped, photo, name)))
             for label, pattern in candidates:
                 path = Path(pattern.format(name=name))
                 if path.exists():
-                    results.append((label, stylize_with(path, photo)))
+                    results.append((label, stylize_with(path, photo, name)))
                 else:
                     print(f"{name:18s} {label:16s} (missing: {path})")
             for label, result in results:

@@ -72,19 +72,22 @@ def _column_steps(img: np.ndarray, axis: int) -> np.ndarray:
 
 def test_no_seam_where_tiles_meet(model):
     """The shipped default on a 1600x1200 photo in 512 px tiles: across the blend zones,
-    neighbouring pixels differ no more than inside the tiles (measured: 3.8 against 3.7 grey
-    levels in the mean and 10.6 against 11.6 at most along x; 4.3 / 4.1 and 10.3 / 10.7 along y)."""
+    neighbouring pixels differ no more, relative to inside the tiles, than the same rows and
+    columns do in one piece. (The photo's own content can make the zones busier: with the
+    reflection-padded default, one piece steps 4.13 against 3.65 grey levels there along y, and
+    the tiles 3.65 against 3.25.)"""
     rgb = _photo(1200, 1600)
     out = model.stylize(rgb, tile=512)
+    whole = model.stylize(rgb, tile=0)
     assert out.shape == rgb.shape
     for axis in (0, 1):
         parts = spans(rgb.shape[axis], 512, 128)
         zone = np.zeros(rgb.shape[axis] - 1, bool)
         for (_, e0), (s1, _) in zip(parts, parts[1:]):
             zone[s1:e0 - 1] = True
-        g = _column_steps(out, axis)
+        g, g1 = _column_steps(out, axis), _column_steps(whole, axis)
         assert g[zone].max() <= g[~zone].max(), axis
-        assert g[zone].mean() <= 1.1 * g[~zone].mean(), axis
+        assert g[zone].mean() / g[~zone].mean() <= 1.1 * g1[zone].mean() / g1[~zone].mean(), axis
 
 
 def test_neighbouring_tiles_agree_with_the_shared_statistics(model):

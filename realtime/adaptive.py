@@ -58,13 +58,15 @@ def size_steps(longest: int, min_size: int) -> list[int]:
     return sizes
 
 
-def build_ladder(frame_hw: tuple[int, int], sizes: Sequence[int], networks: Sequence[tuple[str, float]],
+def build_ladder(frame_hw: tuple[int, int], sizes: Sequence[int], networks: Sequence[tuple],
                  margins: Sequence[int]) -> list[Rung]:
     """Rungs best first: every size on the first network, then each further (cheaper) network at the
     sizes that cost less than the last rung, then smaller margins at the last rung.
 
-    ``networks``: (name, cost relative to the first) best first; ``margins`` best first. One
-    network is kept as long as possible because two networks of a style look different.
+    ``networks``: (name, cost relative to the first) best first, or (name, cost, margin) for a
+    network that needs its own margin (a zero-padded sibling of a reflection-padded network);
+    ``margins`` best first, the first for the networks without their own. One network is kept as
+    long as possible because two networks of a style look different.
     """
     h, w = frame_hw
     aspect = min(h, w) / max(h, w)
@@ -73,16 +75,19 @@ def build_ladder(frame_hw: tuple[int, int], sizes: Sequence[int], networks: Sequ
         return (size + 2 * margin) * (size * aspect + 2 * margin)
 
     base = pixels(sizes[0], margins[0]) * networks[0][1]
+    factors = {n[0]: n[1] for n in networks}
     ladder: list[Rung] = []
-    for name, factor in networks:
+    for name, factor, *own in networks:
+        margin = own[0] if own else margins[0]
         for size in sizes:
-            cost = pixels(size, margins[0]) * factor / base
+            cost = pixels(size, margin) * factor / base
             if not ladder or cost < ladder[-1].cost:
-                ladder.append(Rung(size, name, margins[0], cost))
+                ladder.append(Rung(size, name, margin, cost))
     last = ladder[-1]
     for margin in margins[1:]:
-        factor = dict(networks)[last.network]
-        ladder.append(Rung(last.size, last.network, margin, pixels(last.size, margin) * factor / base))
+        if margin < last.margin:
+            ladder.append(Rung(last.size, last.network, margin,
+                               pixels(last.size, margin) * factors[last.network] / base))
     return ladder
 
 

@@ -184,6 +184,15 @@ def style_cycle(current: Path) -> list[Path]:
     return order if current in order else []
 
 
+def _shipped_margin(path: Path) -> int:
+    """The mirrored margin a shipped model runs on (its manifest's ``border_pad``; 0 if none)."""
+    from models import zoo
+
+    path = Path(path).resolve()
+    entry = next((e for e in zoo.manifest()["models"] if (zoo.ZOO_DIR / e["file"]).resolve() == path), {})
+    return int(entry.get("border_pad", 0))
+
+
 # Cost of a network relative to ``lite`` before it is measured (onnxruntime and OpenVINO at 640x480).
 ARCH_COST = {"johnson": 4.0, "lite": 1.0, "tiny": 0.45}
 
@@ -334,9 +343,14 @@ class StyleEffect(Effect):
             networks = style_siblings(self.path)
         first = ARCH_COST.get(networks[0][1], 1.0)
         self._networks = {p.stem: p for p, _ in networks}
-        margins = [self.margin] if o.border_pad is not None or not self.margin else [self.margin, self.margin // 2, 0]
-        rungs = build_ladder(frame_hw, sizes, [(p.stem, ARCH_COST.get(a, 1.0) / first) for p, a in networks],
-                             margins)
+        costs = [(p.stem, ARCH_COST.get(a, 1.0) / first) for p, a in networks]
+        if o.border_pad is not None:  # pinned: every network at the user's margin
+            margins = [self.margin]
+        else:  # each network at its own margin (a sibling may be zero-padded, the first not), then less
+            costs = [costs[0]] + [(n, c, _shipped_margin(p)) for (n, c), (p, _) in zip(costs[1:], networks[1:])]
+            last = costs[-1][2] if len(costs) > 1 else self.margin
+            margins = [self.margin] + ([last // 2, 0] if last else [])
+        rungs = build_ladder(frame_hw, sizes, costs, margins)
         workers = [o.workers] if o.workers else ([1] if self.on_gpu else [1, 2])
         start = rungs[0]
         if self.probe_seconds:  # the best rung whose network time leaves 40% of a frame for the rest

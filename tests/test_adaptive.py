@@ -241,11 +241,15 @@ def test_style_effect_applies_a_setting_and_says_what_it_runs():
     from realtime.effects import EffectOptions, create_effect
 
     fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime"))
-    frame = _photo(48, 64)
+    frame = _photo(240, 320)  # at 64x48 the tiny sibling's own margin would make it the dearer network
     fx.prepare(frame.shape[:2], live=True)
     rungs, _, _ = fx.ladder(frame.shape[:2], 15)
     full = fx(frame)
     small = next(r for r in rungs if r.network == "starry_night_tiny")
+    from models import zoo
+
+    tiny = next(e for e in zoo.manifest()["models"] if e["name"] == "starry_night_tiny")
+    assert small.margin == tiny.get("border_pad", 0)  # the sibling runs on its own margin
     fx.apply(Setting(small, 2))
     out = fx(frame)
     assert out.shape == full.shape and fx.workers == 2
@@ -353,3 +357,15 @@ def test_an_effect_called_frame_by_frame_is_held_to_the_target_and_the_wait_betw
         live(frame)
         clock.t += 0.04
     assert fx.size == 640
+
+
+def test_a_sibling_that_needs_a_margin_keeps_it_until_the_last_rungs():
+    # A reflection-padded lite (no margin) with a zero-padded tiny sibling (16 px): tiny's rungs
+    # carry its margin and cost it; only the cheapest rungs give it up.
+    rungs = build_ladder((480, 640), size_steps(640, 320), [("lite", 1.0), ("tiny", 0.45, 16)], [0, 8, 0])
+    lite = [r for r in rungs if r.network == "lite"]
+    tiny = [r for r in rungs if r.network == "tiny"]
+    assert all(r.margin == 0 for r in lite) and tiny[0].margin == 16
+    assert [r.margin for r in rungs[-2:]] == [8, 0]
+    costs = [r.cost for r in rungs]
+    assert costs == sorted(costs, reverse=True)

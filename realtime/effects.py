@@ -155,7 +155,7 @@ def style_siblings(path: str | os.PathLike) -> list[tuple[Path, str]]:
     mine = next((e for e in entries if (zoo.ZOO_DIR / e["file"]).resolve() == path), None)
     if mine is None:
         return [(path, "")]
-    order = {"johnson": 0, "lite": 1, "tiny": 2}
+    order = {"johnson": 0, "c32": 1, "lite": 2, "tiny": 3}
     if "siblings" in mine:
         others = [e for e in entries if e["name"] in mine["siblings"]]
     else:
@@ -194,7 +194,7 @@ def _shipped_margin(path: Path) -> int:
 
 
 # Cost of a network relative to ``lite`` before it is measured (onnxruntime and OpenVINO at 640x480).
-ARCH_COST = {"johnson": 4.0, "lite": 1.0, "tiny": 0.45}
+ARCH_COST = {"johnson": 4.0, "c32": 1.4, "lite": 1.0, "tiny": 0.45}
 
 
 @register

@@ -65,6 +65,20 @@ def test_lite_is_much_cheaper():
     assert _multiply_adds(StyleNet("lite"), (240, 320)) < _multiply_adds(StyleNet("johnson"), (240, 320)) / 5
 
 
+@pytest.mark.parametrize("arch", ["c32", "lite", "tiny"])
+def test_the_cpu_networks_pad_by_reflection_so_they_need_no_margin(arch):
+    """Every padding of the CPU networks mirrors the image: no zeros tell them where the border is."""
+    convs = [m for m in StyleNet(arch).modules() if isinstance(m, nn.Conv2d) and m.padding != (0, 0)]
+    assert convs and all(m.padding_mode == "reflect" for m in convs)
+
+
+def test_c32_has_32_channels_throughout_between_lite_and_johnson():
+    net = StyleNet("c32")
+    assert {m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d)} == {32, 3}
+    cost = _multiply_adds(net, (240, 320))
+    assert _multiply_adds(StyleNet("lite"), (240, 320)) < cost < _multiply_adds(StyleNet("johnson"), (240, 320)) / 3
+
+
 def test_conditional_blend_lies_between_the_styles():
     torch.manual_seed(0)
     net = _randomise_styles(StyleNet("lite", num_styles=3))

@@ -133,8 +133,9 @@ def test_style_transfer_lowers_style_loss_and_keeps_content(model, content, blob
     assert (r.image - content).abs().mean() > 0.05
     # ...yet its content features stay well closer to the content's than a noise start's do,
     assert r.final.content < 0.8 * style_transfer(model, content, [blobs], steps=0, init="noise").initial.content
-    # and its layout is the content's, not the style's.
-    assert _low_pass_correlation(r.image, content) > 0.9
+    # and its layout is the content's, not the style's (the colour term of the defaults remaps the
+    # luminance toward the painting's, which costs some linear correlation: 0.86 here, > 0.9 without).
+    assert _low_pass_correlation(r.image, content) > 0.8
     assert _low_pass_correlation(torch.nn.functional.interpolate(blobs, size=content.shape[-2:]), content) < 0.6
 
 
@@ -336,3 +337,22 @@ def test_color_distribution_loss_is_zero_on_the_palette_and_large_on_another():
     assert float(same) < 0.05 < 1.0 < float(other.min())
     other.sum().backward()
     assert torch.isfinite(blue.grad).all() and blue.grad.abs().sum() > 0
+
+
+def test_style_transfer_colour_term_brings_the_paintings_palette(model, content, blobs):
+    """With the colour term the result's colours are nearer the painting's than without it, and the
+    loss is one function (the same samples at every evaluation), so the recorded total falls."""
+    from visualize.losses import color_distribution_loss
+
+    palette = blobs.flatten(2).transpose(1, 2)
+
+    def colour_distance(img: torch.Tensor) -> float:
+        gen = torch.Generator().manual_seed(1)  # other samples than the optimisation's
+        return float(color_distribution_loss(img, palette, samples=8192, directions=64, generator=gen))
+
+    plain = style_transfer(model, content, [blobs], steps=30, style_scales=(1,), color_weight=0.0)
+    coloured = style_transfer(model, content, [blobs], steps=30, style_scales=(1, 2), color_weight=1.0)
+    assert colour_distance(coloured.image) < 0.7 * colour_distance(plain.image)
+    assert coloured.final.total < coloured.initial.total / 3
+    with pytest.raises(ValueError, match="style_scales"):
+        style_transfer(model, content, [blobs], steps=1, style_scales=(0,))

@@ -14,7 +14,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import machine
 from models.errors import InputFileError, UserError, first_line
 from models.onnx_style import OnnxStyleModel
 from models.paths import user_cache_dir
@@ -38,26 +38,8 @@ def openvino_available() -> bool:
 
 def cpu_flags() -> list[str]:
     """The CPU features that decide the speed of these networks (Linux; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return [flag for flag in CPU_FLAGS if flag in have]
-    except OSError:
-        pass
-    return []
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    have = machine.cpu_flags()
+    return [flag for flag in CPU_FLAGS if flag in have]
 
 
 class OpenVinoSession:
@@ -133,8 +115,8 @@ def _cache_key(path: Path, hw: tuple[int, int], threads: int | None) -> str:
 
         versions += f"-ov{version('openvino')}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    machine = f"{_cpu_name()}|{'+'.join(cpu_flags())}|{cores} cores|{versions}"
-    return f"{digest}|{hw[0]}x{hw[1]}|{threads or 0} threads|{machine}"
+    machine_key = f"{machine.cpu_name()}|{'+'.join(cpu_flags())}|{cores} cores|{versions}"
+    return f"{digest}|{hw[0]}x{hw[1]}|{threads or 0} threads|{machine_key}"
 
 
 def _read_cache(file: Path) -> dict:

@@ -135,11 +135,12 @@ def main() -> None:
     from models.style_net import StyleNet
     from training.export import export_style_net
 
-    from models.backends import _cpu_name, cpu_flags, openvino_available
+    from models.backends import cpu_flags, openvino_available
+    from models.machine import cpu_name
 
     backends = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
     flags = cpu_flags()
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores; AVX2 {'avx2' in flags}, AVX-512 {'avx512f' in flags}, "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; AVX2 {'avx2' in flags}, AVX-512 {'avx512f' in flags}, "
           f"VNNI {any('vnni' in f for f in flags)}, AMX {'amx_tile' in flags}; load average "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if len(backends) == 1:

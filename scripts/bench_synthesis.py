@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import time
@@ -51,6 +50,7 @@ from torch import nn
 
 from models.backbones import Backbone, load_backbone
 from models.images import read_rgb, resize_max_side, resize_to, rgb_to_tensor
+from models.machine import cpu_name
 from models.zoo import SAMPLE_PHOTO, ZOO_DIR
 from visualize.class_vis import FOURIER_LR, JITTER, TF_DEGREES, TF_SCALE, class_visualization
 from visualize.deepdream import deepdream
@@ -216,13 +216,7 @@ def reference_class_vis(model: Backbone, target: int, size: int = 224, steps: in
 # ----------------------------------------------------------------------------- measuring
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    text = (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"device {device}")
     if device.type == "cuda":
         text += f" ({torch.cuda.get_device_name(device)})"

@@ -277,21 +277,12 @@ class _Loop:
         return answer
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _machine(device: str) -> str:
     import torch
 
-    cpu = f"{_cpu_model()}, {os.cpu_count()} logical cores"
+    from models.machine import cpu_name
+
+    cpu = f"{cpu_name()}, {os.cpu_count()} logical cores"
     gpu = f"; GPU {torch.cuda.get_device_name(0)}" if device == "cuda" else ""
     system = f"{platform.system()} {platform.release()}"
     return f"{cpu}{gpu}; {system}; Python {platform.python_version()}; torch {torch.__version__}"

@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from models.backbones import load_backbone
 from models.errors import UserError, load_strictly
 from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
+from models.machine import cpu_flags
 from models.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -77,11 +77,7 @@ class TrainSettings:
 
 
 def _cpu_has_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "amx_bf16" in f.read()
-    except OSError:
-        return False
+    return "amx_bf16" in cpu_flags()
 
 
 def _use_bf16(precision: str, device: torch.device) -> bool:

@@ -20,14 +20,8 @@ def user_data_dir() -> Path:
     Linux and other Unix: ``$XDG_DATA_HOME/stylelens`` (``~/.local/share/stylelens``);
     macOS: ``~/Library/Application Support/stylelens``; Windows: ``%APPDATA%\\stylelens``.
     """
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "stylelens"
+    return _platform_dir(("APPDATA", "AppData/Roaming"), "Library/Application Support",
+                         ("XDG_DATA_HOME", ".local/share"))
 
 
 def user_cache_dir() -> Path:
@@ -35,14 +29,17 @@ def user_cache_dir() -> Path:
     (``~/.cache``), ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows."""
     if os.environ.get(CACHE_DIR_ENV):
         return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    return _platform_dir(("LOCALAPPDATA", "AppData/Local"), "Library/Caches", ("XDG_CACHE_HOME", ".cache"))
+
+
+def _platform_dir(windows: tuple[str, str], macos: str, unix: tuple[str, str]) -> Path:
+    """``stylelens`` in a platform's folder: on Windows and other Unix an environment variable
+    (name, default under the home folder); on macOS a folder under the home folder."""
     home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
-    return base / "stylelens"
+    if sys.platform == "darwin":
+        return home / macos / "stylelens"
+    env, default = windows if sys.platform == "win32" else unix
+    return Path(os.environ.get(env) or home / default) / "stylelens"
 
 
 def user_styles_dir() -> Path:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.backbones import Backbone, fast_frozen_copy
-from visualize.losses import color_distribution_loss, content_loss, gram, style_loss, tv_loss
+from visualize.losses import color_distribution_loss, content_loss, gram, image_pixels, pooled, style_loss, tv_loss
 
 
 @dataclass(frozen=True)
@@ -117,15 +117,14 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"style_scales must be pooling factors >= 1, got {config.style_scales}")
         with torch.no_grad():
             for f in config.style_scales:
-                per_style = [self.backbone.features(_pool(s, f), config.style_layers) for s in style_images]
+                per_style = [self.backbone.features(pooled(s, f), config.style_layers) for s in style_images]
                 for layer in config.style_layers:
                     grams = torch.cat([gram(x[layer]) for x in per_style])  # (N, C, C)
                     self.register_buffer(f"gram_{f}_{layer}", grams, persistent=False)
         # Every pixel of each painting (at its training size) for the colour term, (N, P, 3);
         # paintings of different sizes are resampled to the first one's pixel count.
-        pixels = [s.float().flatten(2).transpose(1, 2) for s in style_images]
-        count = pixels[0].shape[1]
-        pixels = [p if p.shape[1] == count else p[:, torch.linspace(0, p.shape[1] - 1, count).long()] for p in pixels]
+        count = style_images[0].shape[-2] * style_images[0].shape[-1]
+        pixels = [image_pixels(s, count) for s in style_images]
         self.register_buffer("style_pixels", torch.cat(pixels), persistent=False)
         self.num_styles = len(style_images)
         # Each style's weight relative to config.style_weight, set by StyleCalibration (1: as configured).
@@ -145,7 +144,7 @@ class PerceptualLoss(nn.Module):
         c = content_loss(out_feats, content_feats, cfg.content_layers)
         s = 0.0
         for f in cfg.style_scales:
-            feats = out_feats if f == 1 else self.backbone.features(_pool(stylized, f), cfg.style_layers)
+            feats = out_feats if f == 1 else self.backbone.features(pooled(stylized, f), cfg.style_layers)
             s = s + style_loss(feats, self.target_grams(style_index, f), cfg.style_layers)
         s = s / len(cfg.style_scales)
         if cfg.color_weight:
@@ -154,10 +153,6 @@ class PerceptualLoss(nn.Module):
         weighted_style = (self.style_scale[style_index] * s).mean()
         total = cfg.content_weight * c.mean() + cfg.style_weight * weighted_style + cfg.tv_weight * t
         return {"total": total, "content": c.mean(), "style": s.mean(), "tv": t}
-
-
-def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
-    return x if factor == 1 else F.avg_pool2d(x, factor)
 
 
 def structure_kept(output: torch.Tensor, photo: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:

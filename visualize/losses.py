@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 
 
 def gram(feat: torch.Tensor) -> torch.Tensor:
@@ -47,6 +48,21 @@ def style_loss(feats: Mapping[str, torch.Tensor], target_grams: Mapping[str, tor
         t = target_grams[l].expand_as(g)
         total = total + w * _relative_sq_error(g, t)
     return total / sum(layer_weights.values())
+
+
+def pooled(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``x`` average-pooled by ``factor`` (itself for 1): the scale at which a style term sees strokes
+    ``factor`` times bigger."""
+    return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
+def image_pixels(img: torch.Tensor, count: int | None = None) -> torch.Tensor:
+    """The RGB pixels of ``img`` (B, 3, H, W) as (B, count, 3), taken evenly over the image
+    (all of them for ``count`` None): the palette :func:`color_distribution_loss` compares with."""
+    pix = img.float().flatten(2).transpose(1, 2)
+    if count is None or count == pix.shape[1]:
+        return pix
+    return pix[:, torch.linspace(0, pix.shape[1] - 1, count, device=pix.device).long()]
 
 
 def color_distribution_loss(img: torch.Tensor, target_pixels: torch.Tensor, samples: int = 4096,

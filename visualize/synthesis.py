@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from models.backbones import Backbone, fast_frozen_copy, optimisation_memory_format
-import torch.nn.functional as F
-
-from visualize.losses import color_distribution_loss, content_loss, gram, style_loss, tv_loss
+from visualize.losses import color_distribution_loss, content_loss, gram, image_pixels, pooled, style_loss, tv_loss
 from visualize.transforms import resize
 
 Progress = Callable[[int, int], None] | None
@@ -185,21 +183,13 @@ def _target_grams(model: Backbone, images: Sequence[torch.Tensor], weights: Sequ
     return out
 
 
-def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
-    return x if factor == 1 else F.avg_pool2d(x, factor)
-
-
 def _blend_pixels(images: Sequence[torch.Tensor], weights: Sequence[float], count: int = 65536) -> torch.Tensor:
     """The styles' pixels mixed by ``weights``, (1, P, 3): each style gives its share of ``count``
     pixels, taken evenly over the image."""
     total = sum(weights)
-    parts = []
-    for img, w in zip(images, weights, strict=True):
-        n = round(count * w / total)
-        if n:
-            pix = img.float().flatten(2).transpose(1, 2)[0]
-            parts.append(pix[torch.linspace(0, pix.shape[0] - 1, n, device=pix.device).long()])
-    return torch.cat(parts)[None]
+    parts = [image_pixels(img, round(count * w / total)) for img, w in zip(images, weights, strict=True)
+             if round(count * w / total)]
+    return torch.cat(parts, dim=1)
 
 
 def _split_steps(steps: int, scales: int) -> list[int]:
@@ -477,14 +467,14 @@ def style_transfer(model: Backbone, content: torch.Tensor, styles: Sequence[torc
     def make_loss(c_img: torch.Tensor, s_imgs: Sequence[torch.Tensor]):
         """The loss at one scale, with its targets computed once: loss_fn(img, record=None)."""
         c_img = c_img.contiguous(memory_format=fmt)
-        targets_g = {f: _target_grams(model, [_pool(s, f).contiguous(memory_format=fmt) for s in s_imgs], blend,
+        targets_g = {f: _target_grams(model, [pooled(s, f).contiguous(memory_format=fmt) for s in s_imgs], blend,
                                       list(s_layers)) for f in pool_factors}
         palette = _blend_pixels(s_imgs, blend) if wcol else None
         with torch.no_grad():
             targets_c = model.features(c_img, c_layers)
 
         def style_term(img: torch.Tensor, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
-            s = sum(style_loss(feats if f == 1 else model.features(_pool(img, f).contiguous(memory_format=fmt),
+            s = sum(style_loss(feats if f == 1 else model.features(pooled(img, f).contiguous(memory_format=fmt),
                                                                   list(s_layers)), targets_g[f], s_layers)
                     for f in pool_factors) / len(pool_factors)
             if palette is not None:  # the same samples at every evaluation: one function for L-BFGS

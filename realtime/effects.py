@@ -152,7 +152,7 @@ def style_siblings(path: str | os.PathLike) -> list[tuple[Path, str]]:
 
     path = Path(path).resolve()
     entries = zoo.manifest()["models"]
-    mine = next((e for e in entries if (zoo.ZOO_DIR / e["file"]).resolve() == path), None)
+    mine = _shipped_entry(path)
     if mine is None:
         return [(path, "")]
     order = {"johnson": 0, "c32": 1, "lite": 2, "tiny": 3}
@@ -184,13 +184,17 @@ def style_cycle(current: Path) -> list[Path]:
     return order if current in order else []
 
 
-def _shipped_margin(path: Path) -> int:
-    """The mirrored margin a shipped model runs on (its manifest's ``border_pad``; 0 if none)."""
+def _shipped_entry(path: str | os.PathLike) -> dict | None:
+    """The shipped manifest's entry of the model in ``path``; None for a file that is not shipped."""
     from models import zoo
 
     path = Path(path).resolve()
-    entry = next((e for e in zoo.manifest()["models"] if (zoo.ZOO_DIR / e["file"]).resolve() == path), {})
-    return int(entry.get("border_pad", 0))
+    return next((e for e in zoo.manifest()["models"] if (zoo.ZOO_DIR / e["file"]).resolve() == path), None)
+
+
+def _shipped_margin(path: Path) -> int:
+    """The mirrored margin a shipped model runs on (its manifest's ``border_pad``; 0 if none)."""
+    return int((_shipped_entry(path) or {}).get("border_pad", 0))
 
 
 # Cost of a network relative to ``lite`` before it is measured (onnxruntime and OpenVINO at 640x480).

@@ -313,7 +313,7 @@ def test_the_runner_drives_a_costly_effect_down_and_reports_its_choices():
 
 class _SizedEffect:
     """An effect with the style effect's ladder protocol whose cost follows the processing size
-    on a simulated clock; ``per_pixel_640`` seconds a frame at 640 px."""
+    on a simulated clock; ``cost_at_640`` seconds a frame at 640 px."""
 
     def __init__(self, clock: Clock, cost_at_640: float):
         self.clock, self.cost_at_640 = clock, cost_at_640

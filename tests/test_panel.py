@@ -17,6 +17,7 @@ from models import zoo
 from realtime.panel.browser import open_tab, wait
 from realtime.panel.process import panel_process
 from tests.helpers.browser import chromium
+from tests.helpers.panel_io import output_image, write_chelsea
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -43,23 +44,11 @@ def client(server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cat(tmp_path_factory) -> Path:
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("cat") / "chelsea.png"
-    cv2.imwrite(str(path), cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
-    return path
-
-
-def _img(result) -> np.ndarray:
-    """An image output (a file path) as an array."""
-    path = result if isinstance(result, str) else result["path"]
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    assert img is not None, f"output {path} is not an image"
-    return img
+    return write_chelsea(tmp_path_factory.mktemp("cat"))
 
 
 def _gallery(result) -> list[np.ndarray]:
-    return [_img(item["image"]) for item in result]
+    return [output_image(item["image"]) for item in result]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -98,7 +87,7 @@ def test_page_offers_every_method(server):
 
 def test_filters(client):
     first, grid = client.predict("efficientnet_lite0", "block3", api_name="/filters")
-    first, grid = _img(first), _img(grid)
+    first, grid = output_image(first), output_image(grid)
     assert first.std() > 10 and grid.std() > 10
 
 
@@ -108,7 +97,7 @@ def test_neighbours_tsne_and_patches_on_the_sample_gallery(client, cat):
     assert len(by_feature) == 3 and len(by_pixel) == 3
     # The query is the first sample image: it is its own nearest neighbour both ways.
     assert by_feature[0]["caption"].startswith(zoo.SAMPLE_PHOTO.stem + " (")
-    tsne_map = _img(client.predict("efficientnet_lite0", None, api_name="/tsne"))
+    tsne_map = output_image(client.predict("efficientnet_lite0", None, api_name="/tsne"))
     assert tsne_map.shape[0] > 200 and (tsne_map < 250).any()
     patches, info = client.predict("efficientnet_lite0", None, "block4", 3, 4, api_name="/patches")
     assert len(patches) == 4 and "receptive field" in info
@@ -124,7 +113,7 @@ def test_a_video_as_gallery(client, tmp_path):
         cv2.circle(frame, (10 + 6 * i, 36), 12, tuple(int(v) for v in rng.integers(0, 255, 3)), -1)
         writer.write(frame)
     writer.release()
-    tsne_map = _img(client.predict("efficientnet_lite0", [handle_file(str(video))], api_name="/tsne"))
+    tsne_map = output_image(client.predict("efficientnet_lite0", [handle_file(str(video))], api_name="/tsne"))
     assert (tsne_map < 250).any()
     by_feature, _ = client.predict("efficientnet_lite0", handle_file(str(zoo.SAMPLE_PHOTO)),
                                    [handle_file(str(video))], 3, api_name="/neighbours")
@@ -147,41 +136,41 @@ def test_fast_style_renders_a_whole_clip_with_its_sound(client, tmp_path):
 
 def test_attribution_tabs(client, cat):
     heat, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "", 56, 56, api_name="/occlusion")
-    assert max(_img(heat).shape[:2]) == 224
+    assert max(output_image(heat).shape[:2]) == 224
     assert "cat" in text
     over, sal, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "", 0, api_name="/saliency")
-    assert _img(sal).std() > 5 and "cat" in text
+    assert output_image(sal).std() > 5 and "cat" in text
     g, plain, cam, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "285: Egyptian cat",
                                          None, None, api_name="/guided")
-    assert not np.array_equal(_img(g), _img(plain)) and "Egyptian cat" in text
+    assert not np.array_equal(output_image(g), output_image(plain)) and "Egyptian cat" in text
 
 
 def test_optimisation_tabs(client, cat):
     img, text = client.predict("efficientnet_lite0", "130: flamingo", "pixel", 10, 64, 0,
                                api_name="/class_visualization")
-    assert _img(img).shape[:2] == (64, 64) and "flamingo" in text
+    assert output_image(img).shape[:2] == (64, 64) and "flamingo" in text
     orig, fooled, diff, text = client.predict("efficientnet_lite0", handle_file(str(cat)), "949: strawberry", 10,
                                               api_name="/fooling")
-    assert _img(orig).shape == _img(fooled).shape and "before" in text
+    assert output_image(orig).shape == output_image(fooled).shape and "before" in text
     recon = client.predict("efficientnet_lite0", handle_file(str(cat)), ["block1", "block7"], 20,
                            api_name="/inversion")
     assert [r["caption"] for r in recon] == ["original", "block1", "block7"]
 
 
 def test_synthesis_tabs(client, cat):
-    dream = _img(client.predict("efficientnet_lite0", handle_file(str(cat)), "block4", 2, 1.4, 2, 128,
+    dream = output_image(client.predict("efficientnet_lite0", handle_file(str(cat)), "block4", 2, 1.4, 2, 128,
                                 api_name="/deepdream"))
     assert max(dream.shape[:2]) == 128
     style = str(zoo.ZOO_DIR / "starry_night.jpg")
     tex, text = client.predict("efficientnet_lite0", handle_file(style), [], 64, 10, api_name="/texture")
-    assert _img(tex).std() > 5 and "->" in text
+    assert output_image(tex).std() > 5 and "->" in text
     out, text = client.predict("efficientnet_lite0", handle_file(str(cat)), [handle_file(style)], "", 128,
                                None, None, None, False, 1, "adam", 10, api_name="/gatys")
-    assert max(_img(out).shape[:2]) == 128 and "style" in text
+    assert max(output_image(out).shape[:2]) == 128 and "style" in text
 
 
 def test_fast_style(client, cat):
-    out = _img(client.predict(handle_file(str(cat)), zoo.manifest()["models"][0]["name"], "", api_name="/fast_style"))
+    out = output_image(client.predict(handle_file(str(cat)), zoo.manifest()["models"][0]["name"], "", api_name="/fast_style"))
     src = cv2.imread(str(cat))
     assert out.shape == src.shape  # under the 512 px cap: the upload's own size
     assert np.abs(cv2.resize(src, out.shape[1::-1]).astype(int) - out).mean() > 10
@@ -242,7 +231,7 @@ def test_every_image_case_of_the_table_as_an_upload(client, server, bad_files):
             assert message.count("\n") == 0, message
             assert str(server["tmp"]) not in message, message  # the upload's name, not the server's path
         else:
-            out = _img(client.predict(handle_file(str(path)), style, "", api_name="/fast_style"))
+            out = output_image(client.predict(handle_file(str(path)), style, "", api_name="/fast_style"))
             h, w = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
             assert out.shape[:2] == (h, w), case
     # Bad videos in a gallery: named in one line; the server lives on.

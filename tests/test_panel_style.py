@@ -20,6 +20,7 @@ from models.images import read_rgb, resize_max_side
 from realtime.panel import browser as web
 from realtime.panel.process import PROJECT_ROOT, panel_process
 from tests.helpers.browser import chromium
+from tests.helpers.panel_io import output_image, write_chelsea
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -45,18 +46,7 @@ def client(server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("photo") / "chelsea.png"
-    from skimage import data
-
-    cv2.imwrite(str(path), cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
-    return path
-
-
-def _img(result) -> np.ndarray:
-    path = result if isinstance(result, str) else result["path"]
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    assert img is not None, f"output {path} is not an image"
-    return img
+    return write_chelsea(tmp_path_factory.mktemp("photo"))
 
 
 def test_the_page_opens_on_fast_style(server):
@@ -68,9 +58,9 @@ def test_the_page_opens_on_fast_style(server):
 
 def test_strength_and_preserve_colour(client, photo):
     src = cv2.imread(str(photo))
-    styled = _img(client.predict(handle_file(str(photo)), "udnie_lite", "", 1.0, False, api_name="/fast_style"))
-    same = _img(client.predict(handle_file(str(photo)), "udnie_lite", "", 0.0, False, api_name="/fast_style"))
-    kept = _img(client.predict(handle_file(str(photo)), "udnie_lite", "", 1.0, True, api_name="/fast_style"))
+    styled = output_image(client.predict(handle_file(str(photo)), "udnie_lite", "", 1.0, False, api_name="/fast_style"))
+    same = output_image(client.predict(handle_file(str(photo)), "udnie_lite", "", 0.0, False, api_name="/fast_style"))
+    kept = output_image(client.predict(handle_file(str(photo)), "udnie_lite", "", 1.0, True, api_name="/fast_style"))
     assert np.abs(same.astype(int) - src).mean() < 3 < np.abs(styled.astype(int) - src).mean()
 
     def chroma(bgr):
@@ -88,12 +78,12 @@ def test_training_from_the_page_adds_a_style_that_works_everywhere(client, serve
     assert any('data-state="training"' in b and "<progress" in b for b in bars), bars
     assert 'data-state="done"' in bars[-1] and "my_wave added" in bars[-1]
     previews = [u[1] for u in updates if u[1]]
-    assert previews and _img(previews[-1]).std() > 5
+    assert previews and output_image(previews[-1]).std() > 5
     assert {"my_wave.onnx", "my_wave.jpg", "manifest.json"} <= {p.name for p in styles_dir.iterdir()}
 
     gallery, menu = client.predict(api_name="/styles")
     assert "my_wave" in [item["caption"] for item in gallery]
-    out = _img(client.predict(handle_file(str(painting)), "my_wave", "", 1.0, False, api_name="/fast_style"))
+    out = output_image(client.predict(handle_file(str(painting)), "my_wave", "", 1.0, False, api_name="/fast_style"))
     assert out.std() > 5
 
     env = {**os.environ, "STYLELENS_STYLES_DIR": str(styles_dir), "PYTHONPATH": str(PROJECT_ROOT)}

@@ -344,14 +344,14 @@ def test_the_exported_model_records_the_calibrated_style_weight(photos_dir, styl
     assert recorded == load_checkpoint(ckpt_path)["config"]["style_weights_used"]
 
 
-def test_calibration_of_several_styles_moves_each_weight_more_slowly_for_longer():
+def test_calibration_lasts_until_the_last_fifth_and_moves_the_weights_of_several_styles_more_slowly():
     # A style of a five-style network is in about a fifth of the samples, so its outputs follow its
-    # weight about five times more slowly: the phase lasts longer and each change is smaller.
+    # weight about five times more slowly: each change is smaller.
     one = StyleCalibration.for_run(_FakeCriterion(1), 3000, 0.55)
     five_crit = _FakeCriterion(5)
     five = StyleCalibration.for_run(five_crit, 3000, 0.55, num_styles=5)
-    assert (one.start, one.end) == (100, 700)
-    assert five.start == 100 and five.end == 1500  # 600 steps per style, capped at half the run
+    assert (one.start, one.end) == (100, 2400)  # until the last fifth of the run
+    assert (five.start, five.end) == (100, 2400)
     for step in range(100, 110):  # every style far from the target: each moves at most max_change/5
         _calibration_step(five, step, {k: False for k in range(5)})
     assert five_crit.style_scale[0] < 1 and five_crit.style_scale.min().item() >= math.exp(-10 * 0.03 / 5) - 1e-6

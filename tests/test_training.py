@@ -355,3 +355,15 @@ def test_calibration_lasts_until_the_last_fifth_and_moves_the_weights_of_several
     for step in range(100, 110):  # every style far from the target: each moves at most max_change/5
         _calibration_step(five, step, {k: False for k in range(5)})
     assert five_crit.style_scale[0] < 1 and five_crit.style_scale.min().item() >= math.exp(-10 * 0.03 / 5) - 1e-6
+
+
+def test_tone_weight_adds_the_tone_term_to_the_loss_and_is_recorded(photos_dir, style_images, tmp_path):
+    seen: list[dict[str, float]] = []
+    ckpt = train(_settings(photos_dir, style_images, tmp_path, steps=2, tone_weight=1.0), progress=False,
+                 on_step=lambda step, total, values: seen.append(values))
+    assert len(seen) == 2 and all(0.0 <= v["tone"] <= 2.0 for v in seen)
+    assert load_checkpoint(ckpt)["config"]["loss"]["tone_weight"] == 1.0
+    plain: list[dict[str, float]] = []
+    train(_settings(photos_dir, style_images, tmp_path / "plain", steps=1), progress=False,
+          on_step=lambda step, total, values: plain.append(values))
+    assert "tone" not in plain[0]  # off by default: the term costs nothing then

@@ -339,6 +339,20 @@ def test_color_distribution_loss_is_zero_on_the_palette_and_large_on_another():
     assert torch.isfinite(blue.grad).all() and blue.grad.abs().sum() > 0
 
 
+def test_tone_loss_accepts_any_brighter_or_flatter_copy_and_punishes_the_negative():
+    from visualize.losses import tone_loss
+
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.nn.functional.interpolate(torch.rand(2, 3, 6, 6, generator=gen), size=(48, 48), mode="bilinear")
+    recoloured = (0.3 + 0.4 * photo) * torch.tensor([1.0, 0.6, 0.2])[:, None, None]  # flatter, orange, same layout
+    negative = (1 - photo).requires_grad_(True)
+    same, neg = tone_loss(recoloured, photo), tone_loss(negative, photo)
+    assert same.shape == (2,) and float(same.max()) < 0.1  # the layout is kept whatever the palette
+    assert float(neg.min()) > 1.8  # the photo's negative is as far as it gets
+    neg.sum().backward()
+    assert torch.isfinite(negative.grad).all() and negative.grad.abs().sum() > 0
+
+
 def test_style_transfer_colour_term_brings_the_paintings_palette(model, content, blobs):
     """With the colour term the result's colours are nearer the painting's than without it, and the
     loss is one function (the same samples at every evaluation), so the recorded total falls."""

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.backbones import Backbone, fast_frozen_copy
-from visualize.losses import color_distribution_loss, content_loss, gram, image_pixels, pooled, style_loss, tv_loss
+from visualize.losses import (color_distribution_loss, content_loss, gram, image_pixels, pooled, style_loss, tone_loss,
+                               tv_loss)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class LossConfig:
     # Weight of the painting's colour distribution (visualize.losses.color_distribution_loss)
     # within the style term; 0: Grams alone.
     color_weight: float = 0.0
+    # Weight of the photo's light-and-dark layout (visualize.losses.tone_loss), beside content; 0: off.
+    tone_weight: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,12 +55,12 @@ class LossConfig:
         return d
 
     def with_overrides(self, content_weight: float | None = None, style_weight: float | None = None,
-                       tv_weight: float | None = None, content_layers: Sequence[str] | None = None,
+                       tv_weight: float | None = None, tone_weight: float | None = None, content_layers: Sequence[str] | None = None,
                        style_layers: Sequence[str] | None = None) -> "LossConfig":
         """A copy with the given values replaced; layers given by name get weight 1 each."""
         changes: dict = {}
         for key, value in (("content_weight", content_weight), ("style_weight", style_weight),
-                           ("tv_weight", tv_weight)):
+                           ("tv_weight", tv_weight), ("tone_weight", tone_weight)):
             if value is not None:
                 changes[key] = value
         if content_layers:
@@ -136,7 +139,7 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, stylized: torch.Tensor, content: torch.Tensor,
                 style_index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Mean losses over the batch: ``total``, ``content``, ``style``, ``tv``."""
+        """Mean losses over the batch: ``total``, ``content``, ``style``, ``tv`` (and ``tone`` when weighted)."""
         cfg = self.config
         with torch.no_grad():
             content_feats = self.backbone.features(content, cfg.content_layers)
@@ -152,7 +155,11 @@ class PerceptualLoss(nn.Module):
         t = tv_loss(stylized).mean()
         weighted_style = (self.style_scale[style_index] * s).mean()
         total = cfg.content_weight * c.mean() + cfg.style_weight * weighted_style + cfg.tv_weight * t
-        return {"total": total, "content": c.mean(), "style": s.mean(), "tv": t}
+        losses = {"total": total, "content": c.mean(), "style": s.mean(), "tv": t}
+        if cfg.tone_weight:
+            losses["tone"] = tone_loss(stylized, content).mean()
+            losses["total"] = total + cfg.tone_weight * losses["tone"]
+        return losses
 
 
 def structure_kept(output: torch.Tensor, photo: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:

@@ -64,6 +64,7 @@ class TrainSettings:
     calibration_start: int | None = None
     calibration_end: int | None = None
     tv_weight: float | None = None
+    tone_weight: float | None = None  # the photo's light-and-dark layout kept (None: the loss network's default)
     stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
     stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units
     sample_every: int = 250
@@ -177,7 +178,8 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p), style_size)).to(device) for p in s.style]
     backbone = load_backbone(s.loss_net, s.loss_net_weights, device=device)
     absolute_style = None if s.structure_target > 0 else s.style_weight
-    loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight)
+    loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight,
+                                                              s.tone_weight)
     criterion = PerceptualLoss(backbone, loss_cfg, style_tensors)
     del backbone  # the criterion holds its own folded copy
     net = StyleNet(arch_config(s.arch), num_styles=len(s.style)).to(device)

@@ -186,3 +186,14 @@ def test_a_model_file_of_the_users_own_keeps_to_its_styles(tmp_path, inside):
     else:
         assert runner.effect.path == path and log == []
         assert np.array_equal(runner.effect(_photo()), before)
+
+
+def test_the_help_lists_exactly_the_keys_the_window_answers_to():
+    # The key list of --help is written by hand; a key added to KEYS (or dropped) must show there.
+    from realtime.__main__ import EPILOG
+    from realtime.runner import KEYS
+
+    section = EPILOG.split("keys (in the window):", 1)[1].split("\n\n", 1)[0]
+    listed = {t.strip(",()") for t in section.split() if len(t.strip(",()")) == 1} - {"a", "/"}
+    assert listed == set(KEYS)
+    assert "Esc" in section  # q's twin, handled apart from KEYS (key code 27)

@@ -13,7 +13,6 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from models import zoo
+from models.machine import cpu_flags, cpu_name
 from models.paths import STYLES_DIR_ENV, torch_hub_dir, user_styles_dir
 
 # CPU features the style networks and the loss network run faster with, and the
@@ -63,22 +63,10 @@ def _torch_build() -> dict:
 
 def _cpu() -> dict:
     """Model name, core counts and the feature flags of :data:`CPU_FEATURES` (None when unknown)."""
-    name, flags = platform.processor() or None, None
-    if Path("/proc/cpuinfo").is_file():
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-        model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-        name = model.group(1).strip() if model else name
-        found = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M)
-        flags = set(found.group(1).lower().split()) if found else None
-    elif sys.platform == "darwin":
-        def sysctl(key: str) -> str:
-            r = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True)
-            return r.stdout.strip() if r.returncode == 0 else ""
-        name = sysctl("machdep.cpu.brand_string") or name
-        flags = set(f"{sysctl('machdep.cpu.features')} {sysctl('machdep.cpu.leaf7_features')}".lower().split())
+    flags = cpu_flags()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"name": name, "machine": platform.machine(), "cores": os.cpu_count(), "usable_cores": usable,
-            "flags": None if flags is None else {k: any(f in flags for f in v) for k, v in CPU_FEATURES.items()}}
+    return {"name": cpu_name(), "machine": platform.machine(), "cores": os.cpu_count(), "usable_cores": usable,
+            "flags": {k: any(f in flags for f in v) for k, v in CPU_FEATURES.items()} if flags else None}
 
 
 def _gpus() -> list[str]:

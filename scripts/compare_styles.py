@@ -2,7 +2,7 @@
 
 For each painting given, one row: the painting, the published output where one exists
 (``--reference DIR``, files named ``*_<painting>.jpg``, e.g. Johnson et al.'s
-``johnson_eccv16_chicago_wave.jpg``), the shipped model (``models/zoo/<painting>_lite.onnx``),
+``johnson_eccv16_chicago_wave.jpg``), the shipped model (the first one-style model of that painting in ``models/zoo/manifest.json``),
 then each candidate (``--candidate LABEL=PATTERN``: an ONNX model or a training checkpoint,
 ``{name}`` in the pattern standing for the painting's file stem). Every result is the same
 photo (``--photo``, default the bundled chicago.jpg) at ``--size`` (longer side, default 510).
@@ -90,6 +90,14 @@ def stylize_with(path: Path, photo: np.ndarray, style: str | None = None) -> np.
     return tensor_to_rgb(y[..., border:-border, border:-border] if border else y)
 
 
+def shipped_model(name: str) -> Path | None:
+    """The shipped one-style model of a painting (the manifest's first: ``lite`` before ``tiny``), or None."""
+    for m in zoo.manifest()["models"]:
+        if [s["name"] for s in m["styles"]] == [name]:
+            return zoo.ZOO_DIR / m["file"]
+    return None
+
+
 def _tile(rgb: np.ndarray, height: int, caption: list[str]) -> np.ndarray:
     w = round(rgb.shape[1] * height / rgb.shape[0])
     im = cv2.resize(rgb, (w, height), interpolation=cv2.INTER_AREA)
@@ -141,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 for ref in sorted(Path(args.reference).glob(f"*_{name}.jpg")):
                     results.append(("published", cv2.resize(read_rgb(ref), photo.shape[1::-1],
                                                             interpolation=cv2.INTER_AREA)))
-            shipped = Path(zoo.__file__).with_name(f"{name}_lite.onnx")
-            if not args.no_shipped and shipped.exists():
+            shipped = shipped_model(name)
+            if not args.no_shipped and shipped is not None:
                 results.append(("shipped", stylize_with(shipped, photo, name)))
             for label, pattern in candidates:
                 path = Path(pattern.format(name=name))

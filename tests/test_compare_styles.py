@@ -65,3 +65,18 @@ def test_the_sheet_has_a_row_per_painting_and_a_figure_per_result(tmp_path):
     assert all(float(r[2]) > 0 and -1 <= float(r[3]) <= 1 for r in rows)
     sheet = read_rgb(out)
     assert sheet.shape[0] > 2 * 60  # two rows of pictures with their captions
+
+
+def test_the_shipped_model_of_a_painting_is_its_first_one_style_model_in_the_manifest(script):
+    from models import zoo
+
+    singles = {}
+    for m in zoo.manifest()["models"]:
+        names = [s["name"] for s in m["styles"]]
+        if len(names) == 1:
+            singles.setdefault(names[0], m["file"])
+    assert singles  # the zoo ships one-style models
+    for name, file in singles.items():
+        assert script.shipped_model(name) == zoo.ZOO_DIR / file and script.shipped_model(name).is_file()
+    assert script.shipped_model("starry_night").name == "starry_night_lite.onnx"  # the lite before the tiny
+    assert script.shipped_model("no_such_painting") is None

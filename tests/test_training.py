@@ -359,11 +359,11 @@ def test_calibration_lasts_until_the_last_fifth_and_moves_the_weights_of_several
 
 def test_tone_weight_adds_the_tone_term_to_the_loss_and_is_recorded(photos_dir, style_images, tmp_path):
     seen: list[dict[str, float]] = []
-    ckpt = train(_settings(photos_dir, style_images, tmp_path, steps=2, tone_weight=1.0), progress=False,
+    ckpt = train(_settings(photos_dir, style_images, tmp_path, steps=2), progress=False,  # on by default
                  on_step=lambda step, total, values: seen.append(values))
     assert len(seen) == 2 and all(0.0 <= v["tone"] <= 2.0 for v in seen)
     assert load_checkpoint(ckpt)["config"]["loss"]["tone_weight"] == 1.0
     plain: list[dict[str, float]] = []
-    train(_settings(photos_dir, style_images, tmp_path / "plain", steps=1), progress=False,
+    train(_settings(photos_dir, style_images, tmp_path / "plain", steps=1, tone_weight=0.0), progress=False,
           on_step=lambda step, total, values: plain.append(values))
-    assert "tone" not in plain[0]  # off by default: the term costs nothing then
+    assert "tone" not in plain[0]  # off: the term costs nothing then

@@ -81,7 +81,8 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     t.add_argument("--tv-weight", type=float, help="total variation weight (default: the loss network's)")
     t.add_argument("--tone-weight", type=float,
                    help="weight of the photo's light-and-dark layout (1 - correlation of the 8x pooled grey images): "
-                        "keeps the painting's palette from inverting tones (default: the loss network's)")
+                        "keeps the painting's palette from inverting tones (default: the loss network's, 1 for "
+                        "efficientnet_lite0; 0: off)")
     t.add_argument("--stability-weight", type=float, default=0.0,
                    help="weight of the noise-stability term (Gupta et al. 2017): the output for a photo and for the "
                         "same photo plus noise should agree, which lowers flicker on video; 0 turns it off")
@@ -137,7 +138,8 @@ def _train(args: argparse.Namespace) -> None:
         style=args.style, names=args.names, data=args.data, out=args.out, loss_net=args.loss_net,
         loss_net_weights=args.loss_net_weights, arch=args.arch, size=args.size, style_size=args.style_size,
         batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
-        style_weight=args.style_weight, structure_target=args.structure_target, tv_weight=args.tv_weight, tone_weight=args.tone_weight,
+        style_weight=args.style_weight, structure_target=args.structure_target, tv_weight=args.tv_weight,
+        tone_weight=args.tone_weight,
         stability_weight=args.stability_weight,
         stability_noise=args.stability_noise, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision, device=args.device,

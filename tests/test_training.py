@@ -15,7 +15,7 @@ from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 from training.data import CropDataset
 from training.losses import PerceptualLoss, StyleCalibration, default_loss_config, structure_kept
 from training.train import TrainSettings, build_training, train, train_step
-from visualize.losses import content_loss, gram, style_loss, tv_loss
+from visualize.losses import content_loss, gram, style_loss, tone_loss, tv_loss
 
 
 def _settings(photos_dir, style_images, out, **kw):
@@ -191,7 +191,9 @@ def test_perceptual_loss_matches_the_straightforward_two_pass_loss(style_images)
             grams = {l: gram(v) for l, v in bb.features(pool(style), cfg.style_layers).items()}
         style_terms.append(style_loss(bb.features(pool(y), cfg.style_layers), grams, cfg.style_layers).mean())
     want = (cfg.content_weight * content_loss(fy, fx, cfg.content_layers).mean()
-            + cfg.style_weight * sum(style_terms) / len(style_terms) + cfg.tv_weight * tv_loss(y).mean())
+            + cfg.style_weight * sum(style_terms) / len(style_terms) + cfg.tv_weight * tv_loss(y).mean()
+            + cfg.tone_weight * tone_loss(y, x).mean())
+    assert cfg.tone_weight > 0  # the photo's light and dark, on by default
     (want_grad,) = torch.autograd.grad(want, y)
     got = crit(y, x, torch.zeros(3, dtype=torch.long))["total"]
     (got_grad,) = torch.autograd.grad(got, y)
@@ -214,7 +216,7 @@ def test_train_step_updates_and_its_check_can_stop_the_update(photos_dir, style_
     assert all(torch.equal(before[k], v) for k, v in parts.net.state_dict().items())
     seen = []
     values = train_step(parts.net, parts.criterion, parts.opt, batch, idx, parts.bf16, check=seen.append)
-    assert seen == [values] and set(values) == {"total", "content", "style", "tv"}
+    assert seen == [values] and set(values) == {"total", "content", "style", "tv", "tone"}
     assert all(isinstance(v, float) for v in values.values())
     assert any(not torch.equal(before[k], v) for k, v in parts.net.state_dict().items())
 

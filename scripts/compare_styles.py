@@ -2,8 +2,8 @@
 
 For each painting given, one row: the painting, the published output where one exists
 (``--reference DIR``, files named ``*_<painting>.jpg``, e.g. Johnson et al.'s
-``johnson_eccv16_chicago_wave.jpg``), the shipped model (the first one-style model of that painting in ``models/zoo/manifest.json``),
-then each candidate (``--candidate LABEL=PATTERN``: an ONNX model or a training checkpoint,
+``johnson_eccv16_chicago_wave.jpg``), the shipped model (the painting's first one-style model in
+``models/zoo/manifest.json``), then each candidate (``--candidate LABEL=PATTERN``: an ONNX model or a training checkpoint,
 ``{name}`` in the pattern standing for the painting's file stem). Every result is the same
 photo (``--photo``, default the bundled chicago.jpg) at ``--size`` (longer side, default 510).
 

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.backbones import Backbone, fast_frozen_copy
-from visualize.losses import (color_distribution_loss, content_loss, gram, image_pixels, pooled, style_loss, tone_loss,
-                               tv_loss)
+from visualize.losses import (color_distribution_loss, content_loss, correlation, gram, grey, image_pixels, pooled,
+                               style_loss, tone_loss, tv_loss)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class LossConfig:
         return d
 
     def with_overrides(self, content_weight: float | None = None, style_weight: float | None = None,
-                       tv_weight: float | None = None, tone_weight: float | None = None, content_layers: Sequence[str] | None = None,
+                       tv_weight: float | None = None, tone_weight: float | None = None,
+                       content_layers: Sequence[str] | None = None,
                        style_layers: Sequence[str] | None = None) -> "LossConfig":
         """A copy with the given values replaced; layers given by name get weight 1 each."""
         changes: dict = {}
@@ -174,7 +175,6 @@ def structure_kept(output: torch.Tensor, photo: torch.Tensor, sigma: float = 2.0
     0.57-0.66 of ``chicago.jpg`` at 510x338; the figure of the shared notes, computed with
     OpenCV, is this one (``scripts/compare_styles.py`` uses this function).
     """
-    grey = torch.tensor([0.299, 0.587, 0.114], device=output.device).view(1, 3, 1, 1)
     radius = max(1, math.ceil(4 * sigma))
     t = torch.arange(-radius, radius + 1, device=output.device, dtype=torch.float32)
     g = torch.exp(-0.5 * (t / sigma) ** 2)
@@ -183,15 +183,13 @@ def structure_kept(output: torch.Tensor, photo: torch.Tensor, sigma: float = 2.0
     kernels = torch.stack([sobel_x, sobel_x.T])[:, None]  # (2, 1, 3, 3)
 
     def edges(img: torch.Tensor) -> torch.Tensor:
-        y = (img.float() * grey).sum(1, keepdim=True)
+        y = grey(img)
         y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
         y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1))
         d = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), kernels)
         return d.pow(2).sum(1).sqrt().flatten(1)
 
-    a, b = edges(output), edges(photo)
-    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    return correlation(edges(output), edges(photo), eps=1e-12)
 
 
 class StyleCalibration:

@@ -93,6 +93,20 @@ def color_distribution_loss(img: torch.Tensor, target_pixels: torch.Tensor, samp
     return ((pa - pt) ** 2).mean(dim=(1, 2)) / pt.var(dim=1).mean(dim=1).clamp_min(1e-6)
 
 
+def grey(img: torch.Tensor) -> torch.Tensor:
+    """The luma (BT.601 weights) of RGB images (B, 3, H, W), in fp32: (B, 1, H, W)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=img.device).view(1, 3, 1, 1)
+    return (img.float() * weights).sum(1, keepdim=True)
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Pearson correlation of each image's values in ``a`` and ``b`` (B, ...), per image: (B,).
+    ``eps`` bounds the product of the norms from below, for flat images."""
+    a, b = a.flatten(1), b.flatten(1)
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(eps)
+
+
 def tone_loss(img: torch.Tensor, photo: torch.Tensor, factor: int = 8) -> torch.Tensor:
     """How far the light-and-dark layout of each image is from the photo's, per image: (B,), in [0, 2].
 
@@ -103,12 +117,8 @@ def tone_loss(img: torch.Tensor, photo: torch.Tensor, factor: int = 8) -> torch.
     (gradient magnitudes) see an inversion: a five-style network learned to paint the dark
     door light and the white clouds dark for every style.
     """
-    grey = torch.tensor([0.299, 0.587, 0.114], device=img.device).view(1, 3, 1, 1)
     factor = max(1, min(factor, *img.shape[-2:]))
-    a = pooled((img.float() * grey).sum(1, keepdim=True), factor).flatten(1)
-    b = pooled((photo.float() * grey).sum(1, keepdim=True), factor).flatten(1)
-    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    return 1 - (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-6)
+    return 1 - correlation(pooled(grey(img), factor), pooled(grey(photo), factor), eps=1e-6)
 
 
 def tv_loss(img: torch.Tensor) -> torch.Tensor:
@@ -119,4 +129,5 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
-__all__ = ["gram", "content_loss", "style_loss", "color_distribution_loss", "tone_loss", "tv_loss"]
+__all__ = ["gram", "content_loss", "style_loss", "color_distribution_loss", "grey", "correlation", "tone_loss",
+           "tv_loss"]

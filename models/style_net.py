@@ -5,7 +5,7 @@ One class, :class:`StyleNet`, builds every size from a :class:`StyleNetConfig`;
 holds ``num_styles`` styles as per-style scale and shift of its instance norms
 (Dumoulin et al. 2017); a weight vector over the styles picks or blends them.
 
-Images in and out are float tensors NCHW, RGB in [0, 1] (see ``models.images``).
+Images in and out are float tensors NCHW, RGB in [0, 1] (see ``models.common.images``).
 Upsampling is nearest resize then convolution (no transposed convolutions, which
 leave checkerboard artefacts), and each upsampling step resizes to the exact size
 of the matching encoder level, so the output has the input's size for any size.

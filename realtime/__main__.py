@@ -12,8 +12,8 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from models.cli import min_int, one_line_warning
-from models.errors import UserError
+from models.common.cli import min_int, one_line_warning
+from models.common.errors import UserError
 
 EFFECT_NAMES = ("style", "saliency", "deepdream", "activations", "none")  # realtime.effects.EFFECTS
 CODEC_NAMES = ("h264", "vp9", "av1", "ffv1", "mjpeg")  # realtime.video_io.CODECS, without importing av here
@@ -131,9 +131,10 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
     if "OPENCV_LOG_LEVEL" not in os.environ:  # the runner reports camera and file problems itself
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages: quiet
-    from models.onnx_style import parse_blend
+    from models.inference.onnx_style import parse_blend
     from realtime.effects import EffectOptions
-    from realtime.runner import Runner, format_summary, process_started
+    from realtime.runner import Runner
+    from realtime.stats import format_summary, process_started
     from realtime.sinks import VirtualCamSink, WindowSink
     from realtime.sources import ImageFolderSource, open_source
     from realtime.video_io import VideoFileSink, VideoFileSource

@@ -241,39 +241,72 @@ class Controller:
         return out
 
 
-class AdaptiveEffect:
-    """An effect with a quality ladder (the style effect) that a :class:`Controller` moves, for a
-    caller that hands it one frame at a time and waits for each (the page's webcam stream).
+class Adapter:
+    """Holds a :class:`realtime.effects.base.LadderEffect` to a frame rate: the one place where its
+    ladder and :class:`Controller` are built (on its first frame) and each decision is applied.
 
-    The live runner does the same inside its loop, where frames overlap; here the time between
-    calls counts as idle (the browser was capturing, encoding, sending), so only the effect's
-    own time is held to the target. One frame at a time: one worker.
+    The live runner and the page's webcam stream both drive it: :meth:`start` with the first
+    frame's size, :meth:`frame` for every frame shown (latency from capture, seconds the effect
+    took), :meth:`idle` for time spent waiting for a frame with nothing in flight.
+    ``one_worker``: frames come one at a time and wait for each (the page), so one worker only.
+    """
+
+    def __init__(self, effect, target_fps: float = TARGET_FPS, one_worker: bool = False,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.effect, self.target_fps, self.one_worker, self.clock = effect, target_fps, one_worker, clock
+        self.controller: Controller | None = None
+
+    def start(self, frame_hw: tuple[int, int]) -> None:
+        """Build the ladder for frames of ``frame_hw`` (after the effect's ``prepare``) and apply its start."""
+        rungs, workers, start = self.effect.ladder(frame_hw, self.target_fps)
+        if self.one_worker:
+            workers, start = [1], Setting(start.rung, 1)
+        self.controller = Controller(rungs, workers, self.target_fps, start=start, clock=self.clock)
+        self.effect.apply(start)
+
+    def frame(self, latency: float, effect_seconds: float) -> None:
+        """One frame reached the sinks; a new setting is applied when the last frames call for one."""
+        self.controller.frame(latency, effect_seconds)
+        new = self.controller.decide()
+        if new is not None:
+            self.effect.apply(new)
+
+    def idle(self, seconds: float) -> None:
+        self.controller.idle(seconds)
+
+    def summary(self) -> dict:
+        """The setting it settled on, the seconds spent in each, and how often it changed."""
+        describe = self.effect.describe
+        return {"setting": describe(self.controller.setting),
+                "settings": [(describe(k), v) for k, v in self.controller.totals().items()],
+                "setting_changes": self.controller.changes}
+
+
+class AdaptiveEffect:
+    """A ladder effect (the style effect) held to its frame rate for a caller that hands it one
+    frame at a time and waits for each (the page's webcam stream), through an :class:`Adapter`.
+
+    The time between calls counts as idle (the browser was capturing, encoding, sending), so
+    only the effect's own time is held to the target. One frame at a time: one worker.
     """
 
     def __init__(self, effect, target_fps: float = TARGET_FPS, log: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
-        self.effect, self.target_fps, self.log, self.clock = effect, target_fps, log, clock
-        self.controller: Controller | None = None
+        self.effect, self.log, self.clock = effect, log, clock
+        self.adapter = Adapter(effect, target_fps, one_worker=True, clock=clock)
         self._returned: float | None = None  # when the last call returned
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """The effect on ``frame`` (its size kept) at the current setting; then the next decision."""
-        if self.controller is None:
-            hw = frame.shape[:2]
-            self.effect.prepare(hw, log=self.log, live=True)
-            rungs, _, start = self.effect.ladder(hw, self.target_fps)
-            start = Setting(start.rung, 1)
-            self.controller = Controller(rungs, [1], self.target_fps, start=start, clock=self.clock)
-            self.effect.apply(start)
+        if self.adapter.controller is None:
+            self.effect.prepare(frame.shape[:2], log=self.log, live=True)
+            self.adapter.start(frame.shape[:2])
         elif self._returned is not None:
-            self.controller.idle(self.clock() - self._returned)
+            self.adapter.idle(self.clock() - self._returned)
         t = self.clock()
         out = self.effect(frame)
         seconds = self.clock() - t
-        self.controller.frame(seconds, seconds)
-        new = self.controller.decide()
-        if new is not None:
-            self.effect.apply(new)
+        self.adapter.frame(seconds, seconds)
         self._returned = self.clock()
         return out
 

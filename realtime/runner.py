@@ -6,22 +6,21 @@ sink) and the actions that keys and flags trigger (:data:`KEYS`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from models.errors import InputFileError, UserError
-from realtime.adaptive import TARGET_FPS, Controller
-from realtime.effects import EFFECTS, Effect, EffectOptions, create_effect
+from models.common.errors import InputFileError, UserError
+from realtime.adaptive import TARGET_FPS, Adapter
+from realtime.effects import EFFECTS, Effect, EffectOptions, LadderEffect, create_effect
 from realtime.sinks import Sink
 from realtime.sources import Frame, LatestFrameGrabber, Source, SourceLost
+from realtime.stats import Stats, draw_hud
 from realtime.stabilizer import FlowStabilizer
 
 MAX_WORKERS = 8  # frames in flight at most, whatever an effect asks for
@@ -43,77 +42,6 @@ KEYS: dict[str, tuple[str, str]] = {
     "s": ("snapshot", "save the current output frame as PNG"),
     "q": ("quit", "quit (also Esc)"),
 }
-
-
-@dataclass
-class Stats:
-    """Counts and latencies of a run, for the HUD and the exit summary."""
-
-    started: float = field(default_factory=time.perf_counter)
-    frames_out: int = 0
-    latencies: deque = field(default_factory=lambda: deque(maxlen=10_000))  # seconds, capture -> sink
-    frame_times: deque = field(default_factory=lambda: deque(maxlen=30))
-
-    def record(self, captured: float) -> None:
-        now = time.perf_counter()
-        self.frames_out += 1
-        self.latencies.append(now - captured)
-        self.frame_times.append(now)
-
-    @property
-    def fps(self) -> float:
-        t = self.frame_times
-        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-
-    def summary(self, frames_in: int, dropped: int, reconnects: int = 0) -> dict:
-        lat = np.array(self.latencies) * 1000 if self.latencies else np.zeros(1)
-        wall = time.perf_counter() - self.started
-        return {"frames_in": frames_in, "frames_out": self.frames_out, "dropped": dropped,
-                "latency_mean_ms": float(lat.mean()), "latency_p95_ms": float(np.percentile(lat, 95)),
-                "fps": self.frames_out / wall if wall > 0 else 0.0, "seconds": wall, "reconnects": reconnects}
-
-
-def process_started() -> float:
-    """When this process started, on the ``time.perf_counter`` clock (Linux: from /proc; elsewhere: now).
-
-    The summary's start-up time counts from here: the interpreter and the imports included.
-    """
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return time.perf_counter() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return time.perf_counter()
-
-
-def format_summary(s: dict) -> str:
-    text = (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
-            f"latency mean {s['latency_mean_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; "
-            f"{s['fps']:.1f} FPS over {s['seconds']:.1f} s")
-    if s.get("reconnects"):
-        text += f"; source reconnected {s['reconnects']} time{'s' if s['reconnects'] > 1 else ''}"
-    if s.get("first_frame_s") is not None:
-        text += f"; first frame {s['first_frame_s']:.2f} s after start"
-    if s.get("settings"):
-        text += "\nsettled on " + s["setting"] + "; time in each: " + "; ".join(
-            f"{label} {sec:.1f} s" for label, sec in s["settings"])
-    return text
-
-
-def draw_hud(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
-    """Text lines on a translucent box in the top-left corner (draws on a copy)."""
-    out = frame.copy()
-    scale = max(0.4, min(0.7, frame.shape[1] / 1000))
-    line_h = int(22 * scale / 0.6)
-    width = max(cv2.getTextSize(l, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for l in lines) + 12
-    box_h = line_h * len(lines) + 8
-    roi = out[:box_h, :width]
-    roi[:] = (roi * 0.4).astype(np.uint8)
-    for i, line in enumerate(lines):
-        cv2.putText(out, line, (6, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
 
 
 class Runner:
@@ -158,8 +86,7 @@ class Runner:
         self.snapshots: list[Path] = []
         self.target_fps = target_fps
         self.started_at = started_at
-        self.controller: Controller | None = None
-        self._adapted: Effect | None = None  # the effect the controller moves
+        self.adapter: Adapter | None = None  # holds the adaptive effect (live style) to the target
         self._prepared: set[int] = set()  # ids of the effects prepared on their first frame
         self.first_frame_s: float | None = None
 
@@ -186,8 +113,8 @@ class Runner:
             if self.stabilizer:
                 self.stabilizer.reset()
             self._prepared.discard(id(self.effect))
-            if self._adapted is self.effect:
-                self.controller = self._adapted = None
+            if self.adapter is not None and self.adapter.effect is self.effect:
+                self.adapter = None
 
     def blend(self) -> None:
         self.effect.blend_step(0.25)
@@ -248,8 +175,9 @@ class Runner:
             lag = self.stats.latencies[-1] * 1000 if self.stats.latencies else 0.0
             dropped = self._grabber.dropped if self._grabber else 0
             lines = [self.effect.status(), f"{self.stats.fps:5.1f} FPS  latency {lag:4.0f} ms  dropped {dropped}"]
-            if hasattr(self.effect, "describe"):
-                lines.append(self.effect.describe())
+            described = self.effect.describe()
+            if described:
+                lines.append(described)
             out = draw_hud(out, lines)
         return out
 
@@ -297,16 +225,12 @@ class Runner:
         """On an effect's first frame: the style effect's backend for this size and, live, its controller."""
         effect = self.effect
         self._prepared.add(id(effect))
-        if not hasattr(effect, "prepare"):
-            return
         live = self.drop and bool(self.target_fps)
         hw = frame.image.shape[:2]
         effect.prepare(hw, log=self.log, live=live)
-        if live and self.controller is None:
-            rungs, workers, start = effect.ladder(hw, self.target_fps)
-            self.controller = Controller(rungs, workers, self.target_fps, start=start)
-            self._adapted = effect
-            effect.apply(start)
+        if live and self.adapter is None and isinstance(effect, LadderEffect):
+            self.adapter = Adapter(effect, self.target_fps)
+            self.adapter.start(hw)
 
     @staticmethod
     def _timed(effect: Effect, image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -337,11 +261,8 @@ class Runner:
         self.stats.record(frame.captured)
         if self.first_frame_s is None and self.started_at is not None:
             self.first_frame_s = time.perf_counter() - self.started_at
-        if self.controller is not None and self.effect is self._adapted:
-            self.controller.frame(self.stats.latencies[-1], seconds)
-            new = self.controller.decide()
-            if new is not None:
-                self.effect.apply(new)
+        if self.adapter is not None and self.effect is self.adapter.effect:
+            self.adapter.frame(self.stats.latencies[-1], seconds)
         if self._bar is not None:
             self._bar.update(1)
 
@@ -377,8 +298,8 @@ class Runner:
                     break
                 waited = time.perf_counter()
                 frame = self._next_frame(POLL_SECONDS if pending else 0.25)
-                if not pending and self.controller is not None:  # nothing in flight: the source is slower
-                    self.controller.idle(time.perf_counter() - waited)
+                if not pending and self.adapter is not None:  # nothing in flight: the source is slower
+                    self.adapter.idle(time.perf_counter() - waited)
                 if frame is _END:
                     ended = True
                     break
@@ -412,11 +333,8 @@ class Runner:
         reconnects = self._grabber.reconnects if self._grabber else 0
         summary = self.stats.summary(frames_in, dropped, reconnects)
         summary["first_frame_s"] = self.first_frame_s
-        if self.controller is not None:
-            describe = self._adapted.describe
-            summary["setting"] = describe(self.controller.setting)
-            summary["settings"] = [(describe(k), v) for k, v in self.controller.totals().items()]
-            summary["setting_changes"] = self.controller.changes
-        elif hasattr(self.effect, "describe"):
+        if self.adapter is not None:
+            summary.update(self.adapter.summary())
+        elif self.effect.describe():
             summary["setting"] = self.effect.describe()
         return summary

@@ -12,25 +12,8 @@ import sys
 import cv2
 import numpy as np
 
-from models.errors import UserError, first_line
-
-
-class Sink:
-    live = False  # shown to a person as it happens (a window, a virtual camera), not recorded
-
-    def write(self, frame: np.ndarray) -> int | None:
-        """Show or store a frame; a sink with a keyboard returns the key pressed, or None."""
-        raise NotImplementedError
-
-    def write_at(self, frame: np.ndarray, pts: float) -> int | None:
-        """Show or store a frame meant for ``pts`` seconds from the start; only files keep the time."""
-        return self.write(frame)
-
-    def end_of_stream(self) -> None:
-        """The source ended (not a quit or a cut): a file sink may add what follows its last frame."""
-
-    def close(self) -> None:
-        pass
+from models.common.errors import UserError, first_line
+from realtime.frames import Sink
 
 
 class WindowSink(Sink):

@@ -12,50 +12,17 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from models.errors import InputFileError, UserError
-from models.images import IMAGE_SUFFIXES, read_bgr, to_bgr
+from models.common.errors import InputFileError, UserError
+from models.common.images import IMAGE_SUFFIXES, read_bgr, to_bgr
+from realtime.frames import Frame, Source
+from realtime.video_io import VideoFileSource
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-
-
-@dataclass
-class Frame:
-    """A captured frame: BGR uint8 HWC, its sequence number, capture time (perf_counter) and
-    presentation time in seconds from the start of its file (None for sources without one)."""
-
-    image: np.ndarray
-    index: int
-    captured: float
-    pts: float | None = None
-
-
-class Source:
-    """A stream of BGR frames. ``read()`` returns None at the end of the stream."""
-
-    fps: float = 30.0
-    live: bool = False  # a camera or stream delivers frames at its own pace
-    name: str = "source"
-
-    def read(self) -> np.ndarray | None:
-        raise NotImplementedError
-
-    def read_timed(self) -> tuple[np.ndarray, float | None] | None:
-        """The next frame and its presentation time in seconds (None where the source has none)."""
-        image = self.read()
-        return None if image is None else (image, None)
-
-    def reopen(self) -> bool:
-        """Try to reconnect a live source that stopped giving frames; True when it is back."""
-        return False
-
-    def close(self) -> None:
-        pass
 
 
 class CaptureSource(Source):
@@ -145,9 +112,9 @@ class DemoSource(Source):
     def __init__(self, size: tuple[int, int] = (640, 480), frames: int | None = None, fps: float = 30.0,
                  noise: float = 3.0, seed: int = 0, photo: np.ndarray | None = None):
         if photo is None:
-            from models import zoo
+            from models import catalogue
 
-            photo = read_bgr(zoo.SAMPLE_PHOTO)
+            photo = read_bgr(catalogue.SAMPLE_PHOTO)
         self.photo = photo
         self.size, self.frames, self.fps, self.noise = size, frames, fps, noise
         self.rng = np.random.default_rng(seed)
@@ -215,8 +182,6 @@ def open_source(spec: str, size: tuple[int, int] | None = None) -> Source:
         raise InputFileError(path, "file is empty")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise InputFileError(path, "is a single image: give a folder of images or a video")
-    from realtime.video_io import VideoFileSource
-
     return VideoFileSource(path)
 
 

@@ -65,16 +65,16 @@ def new_dis() -> cv2.DISOpticalFlow:
 class FlowStabilizer:
     """Blend each stylised frame with the previous output warped by optical flow.
 
-    ``strength`` is the weight of the warped previous output where the warp is trusted;
+    ``feedback`` is the weight of the warped previous output where the warp is trusted;
     ``tolerance`` (grey levels) sets how fast trust falls with the input mismatch.
     """
 
-    def __init__(self, strength: float = 0.7, tolerance: float = 12.0):
-        self.strength = strength
+    def __init__(self, feedback: float = 0.7, tolerance: float = 12.0):
+        self.feedback = feedback
         self.tolerance = tolerance
         self.dis = new_dis()
         # weight of the warped previous output for each input mismatch 0..255 (grey levels)
-        self._trust = (strength * np.exp(-(np.arange(256, dtype=np.float32) / tolerance) ** 2)).astype(np.float32)
+        self._trust = (feedback * np.exp(-(np.arange(256, dtype=np.float32) / tolerance) ** 2)).astype(np.float32)
         self.reset()
 
     def reset(self) -> None:

@@ -11,12 +11,11 @@ with the training command, machine and wall time, so the zoo documents itself.
 from __future__ import annotations
 
 import argparse
-import json
 
-from models import zoo
-from models.cli import min_int
-from models.errors import UserError
-from models.images import read_rgb, resize_max_side, write_rgb
+from models import catalogue
+from models.common.cli import min_int
+from models.common.errors import UserError
+from models.common.images import read_rgb, resize_max_side, write_rgb
 from training.checkpoint import load_checkpoint
 from training.export import export_checkpoint, manifest_entry
 
@@ -37,19 +36,18 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt["config"]
     onnx_name = f"{args.name}.onnx"
-    path, err = export_checkpoint(args.checkpoint, zoo.ZOO_DIR / onnx_name, border_pad=args.border_pad)
+    path, err = export_checkpoint(args.checkpoint, catalogue.SHIPPED_DIR / onnx_name, border_pad=args.border_pad)
     styles = []
     for name, image in zip(cfg["styles"], cfg["style_images"]):
         thumb = f"{name}.jpg"
-        write_rgb(zoo.ZOO_DIR / thumb, resize_max_side(read_rgb(image), THUMBNAIL_SIDE))
+        write_rgb(catalogue.SHIPPED_DIR / thumb, resize_max_side(read_rgb(image), THUMBNAIL_SIDE))
         styles.append({"name": name, "image": thumb})
     entry = manifest_entry(args.checkpoint, args.name, path, styles, err, args.command, args.machine,
                            args.border_pad)
-    manifest = zoo.manifest() if zoo.MANIFEST.exists() else {"models": []}
-    models = [m for m in manifest["models"] if m["name"] != args.name]
-    models = [entry, *models] if args.default else [*models, entry]
-    zoo.MANIFEST.write_text(json.dumps({"models": models}, indent=2) + "\n", encoding="utf-8")
-    print(f"added {args.name} ({entry['bytes'] / 1e6:.2f} MB, parity {err:.1e}) to {zoo.MANIFEST}")
+    manifest = catalogue.add_to_manifest(catalogue.SHIPPED_DIR, catalogue.new_entry(entry, catalogue.SHIPPED_DIR,
+                                                                                    catalogue.SHIPPED),
+                                         first=args.default)
+    print(f"added {args.name} ({entry['bytes'] / 1e6:.2f} MB, parity {err:.1e}) to {manifest}")
 
 
 if __name__ == "__main__":

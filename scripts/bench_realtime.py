@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli import min_int
+from models.common.cli import min_int
 from realtime.sinks import Sink
 from realtime.sources import Source
 
@@ -131,12 +131,12 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from models.onnx_style import default_providers
+    from models.inference.onnx_style import default_providers
     from models.style_net import StyleNet
     from training.export import export_style_net
 
-    from models.backends import cpu_flags, openvino_available
-    from models.machine import cpu_name
+    from models.inference.backends import cpu_flags, openvino_available
+    from models.common.machine import cpu_name
 
     backends = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
     flags = cpu_flags()

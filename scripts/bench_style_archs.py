@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.images import bgr_to_nchw, nchw_to_bgr
+from models.common.images import bgr_to_nchw, nchw_to_bgr
 from models.style_net import ARCHS, StyleNet, StyleNetConfig
 
 CANDIDATES: dict[str, StyleNetConfig] = {

@@ -9,7 +9,7 @@ References, written the way one would from the tutorials and the lecture:
     style Grams computed once), trimmed after the last loss, fp32 eager, contiguous NCHW,
     ``torch.optim.LBFGS`` with its defaults (history 100) on the image, clamped in the
     closure, run for ``steps`` evaluations (= iterations). The style image is resized to the
-    content's size, as there. The loss terms are the library's (``visualize.losses``, relative
+    content's size, as there. The loss terms are the library's (``models.losses``, relative
     to their targets, plus total variation) where the tutorial has MSE, so losses compare.
 (b) DeepDream: per octave and step a forward to the layer and a backward, a normalised
     gradient step with the same jitter draws, nothing reused.
@@ -49,14 +49,15 @@ import torch
 from torch import nn
 
 from models.backbones import Backbone, load_backbone
-from models.images import read_rgb, resize_max_side, resize_to, rgb_to_tensor
-from models.machine import cpu_name
+from models.common.images import read_rgb, resize_max_side, resize_to, rgb_to_tensor
+from models.common.machine import cpu_name
 from models.zoo import SAMPLE_PHOTO, ZOO_DIR
 from visualize.class_vis import FOURIER_LR, JITTER, TF_DEGREES, TF_SCALE, class_visualization
 from visualize.deepdream import deepdream
-from visualize.losses import content_loss, gram, style_loss, tv_loss
+from models.losses import content_loss, gram, style_loss, tv_loss
 from visualize.param import FourierImage
-from visualize.synthesis import SynthesisConfig, style_transfer, synthesis_config
+from visualize.style_transfer import style_transfer
+from visualize.synthesis import SynthesisConfig, synthesis_config
 from visualize.transforms import resize, standard_transforms
 
 STYLE_IMAGE = ZOO_DIR / "starry_night.jpg"

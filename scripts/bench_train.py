@@ -3,7 +3,7 @@
 (a) reference: a loop built like PyTorch's fast_neural_style example: fp32, eager, NCHW;
     the loss network runs twice per step, over the stylised batch and over the content
     batch (every tapped layer for both), the Grams of the stylised features are computed
-    the straightforward way (``visualize.losses``), the style Grams once before the loop;
+    the straightforward way (``models.losses``), the style Grams once before the loop;
     ``.item()`` of every loss term each step, as the example logs them.
 (b) ours: the project's own code, not a copy: ``training.train.build_training`` builds the
     pieces and ``training.train.train_step`` runs each step, exactly as ``python -m training
@@ -130,10 +130,10 @@ def _build_reference(cfg: dict, device):
     import torch
 
     from models.backbones import load_backbone
-    from models.images import read_rgb, resize_max_side, rgb_to_tensor
+    from models.common.images import read_rgb, resize_max_side, rgb_to_tensor
     from models.style_net import StyleNet
     from training.losses import default_loss_config
-    from visualize.losses import content_loss, gram, style_loss, tv_loss
+    from models.losses import content_loss, gram, style_loss, tv_loss
 
     torch.manual_seed(cfg["seed"])  # seed, loss network, style network: the order of build_training
     style = rgb_to_tensor(resize_max_side(read_rgb(cfg["style"]), 2 * cfg["size"])).to(device)
@@ -280,7 +280,7 @@ class _Loop:
 def _machine(device: str) -> str:
     import torch
 
-    from models.machine import cpu_name
+    from models.common.machine import cpu_name
 
     cpu = f"{cpu_name()}, {os.cpu_count()} logical cores"
     gpu = f"; GPU {torch.cuda.get_device_name(0)}" if device == "cuda" else ""

@@ -25,7 +25,7 @@ import av
 import cv2
 import numpy as np
 
-from models.cli import min_int
+from models.common.cli import min_int
 from realtime.runner import Runner
 from realtime.sources import DemoSource
 from realtime.video_io import VideoFileSink, VideoFileSource, available_codecs

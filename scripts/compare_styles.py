@@ -31,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import zoo  # noqa: E402
-from models.errors import UserError  # noqa: E402
-from models.images import read_rgb, resize_max_side, write_rgb  # noqa: E402
+from models import catalogue  # noqa: E402
+from models.common.errors import UserError  # noqa: E402
+from models.common.images import read_rgb, resize_max_side, write_rgb  # noqa: E402
 
 _BORDER = 32  # the mirrored margin the shipped models run on; checkpoints get the same
 
@@ -58,7 +58,7 @@ def palette_distance(result: np.ndarray, painting: np.ndarray, pixels: int = 200
 
 def structure_kept(result: np.ndarray, photo: np.ndarray) -> float:
     """``training.losses.structure_kept`` (what the style calibration holds) of two RGB uint8 images."""
-    from models.images import rgb_to_tensor
+    from models.common.images import rgb_to_tensor
     from training.losses import structure_kept as kept
 
     return float(kept(rgb_to_tensor(result), rgb_to_tensor(photo))[0])
@@ -69,14 +69,14 @@ def stylize_with(path: Path, photo: np.ndarray, style: str | None = None) -> np.
     on a 32 px mirrored margin, as such models ship; a reflection-padded one on none); ``style``
     picks that style of a model of several (else its first)."""
     if path.suffix == ".onnx":
-        from models.onnx_style import OnnxStyleModel
+        from models.inference.onnx_style import OnnxStyleModel
 
         model = OnnxStyleModel(path)
         return model.stylize(photo, style if style in model.styles else None)
     import torch
     import torch.nn.functional as F
 
-    from models.images import rgb_to_tensor, tensor_to_rgb
+    from models.common.images import rgb_to_tensor, tensor_to_rgb
     from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 
     ckpt = load_checkpoint(path)
@@ -92,9 +92,9 @@ def stylize_with(path: Path, photo: np.ndarray, style: str | None = None) -> np.
 
 def shipped_model(name: str) -> Path | None:
     """The shipped one-style model of a painting (the manifest's first: ``lite`` before ``tiny``), or None."""
-    for m in zoo.manifest()["models"]:
-        if [s["name"] for s in m["styles"]] == [name]:
-            return zoo.ZOO_DIR / m["file"]
+    for m in catalogue.shipped():
+        if m.style_names == [name]:
+            return m.path
     return None
 
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog="\n".join(__doc__.splitlines()[1:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--styles", nargs="+", required=True, metavar="PAINTING", help="painting images, one row each")
-    ap.add_argument("--photo", default=str(Path(zoo.__file__).with_name("chicago.jpg")), help="the photo to stylise")
+    ap.add_argument("--photo", default=str(catalogue.SAMPLE_PHOTO), help="the photo to stylise")
     ap.add_argument("--size", type=int, default=510, help="longer side of the photo (default 510: 510x338 chicago)")
     ap.add_argument("--reference", metavar="DIR", help="folder of published outputs named *_<painting>.jpg")
     ap.add_argument("--candidate", action="append", default=[], metavar="LABEL=PATTERN",

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from models import zoo
-from models.images import bgr_to_nchw, nchw_to_bgr
-from models.onnx_style import OnnxStyleModel
+from models import catalogue
+from models.common.images import bgr_to_nchw, nchw_to_bgr
+from models.inference.onnx_style import OnnxStyleModel
 from realtime.sources import DemoSource
 from realtime.stabilizer import FlowStabilizer, warping_error
 
@@ -37,7 +37,7 @@ def main() -> None:
     src = DemoSource((w, h), frames=args.frames, noise=args.noise)
     frames = [src.read() for _ in range(args.frames)]
     exact = [src.backward_flow(t) for t in range(1, args.frames)]
-    model = OnnxStyleModel(args.model or zoo.model_path())
+    model = OnnxStyleModel(args.model or catalogue.model_path())
     raw = [nchw_to_bgr(model.run(bgr_to_nchw(f))) for f in frames]
     stab = FlowStabilizer()
     t0 = time.perf_counter()

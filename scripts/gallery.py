@@ -22,7 +22,6 @@ the zoo's 256 px thumbnails are enlarged for that, --style-dir gives full-size p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -35,11 +34,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from models import zoo
-from models.cli import min_int
-from models.errors import InputFileError, UserError
-from models.images import encode_rgb, read_rgb, resize_max_side, write_rgb
-from models.onnx_style import OnnxStyleModel, parse_blend
+from models import catalogue
+from models.common.cli import min_int
+from models.common.errors import InputFileError, UserError
+from models.common.images import encode_rgb, read_rgb, resize_max_side, write_rgb
+from models.inference.onnx_style import OnnxStyleModel, parse_blend
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = PROJECT / "docs" / "gallery.jpg"
@@ -79,33 +78,25 @@ class Content:
     small: np.ndarray  # longer side --size: what both methods stylise
 
 
-def read_manifest(zoo_dir: Path) -> list[dict]:
+def read_manifest(zoo_dir: Path) -> list[catalogue.ModelEntry]:
     """The entries of ``zoo_dir/manifest.json``, checked enough for the gallery."""
-    path = zoo_dir / "manifest.json"
-    if zoo_dir.resolve() == zoo.ZOO_DIR:
-        entries = zoo.manifest()["models"]
-    else:
-        if not path.is_file():
-            raise InputFileError(path, "no manifest.json in this --zoo folder")
-        try:
-            entries = json.loads(path.read_text(encoding="utf-8"))["models"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise InputFileError(path, f"not a zoo manifest ({type(e).__name__}: {e})") from None
+    path = zoo_dir / catalogue.MANIFEST_NAME
+    if not path.is_file():
+        raise InputFileError(path, "no manifest.json in this --zoo folder")
+    entries = catalogue.read_manifest(zoo_dir, catalogue.SHIPPED)
     if not entries:
-        raise InputFileError(path, "lists no models")
+        raise InputFileError(path, "lists no models (or is not a zoo manifest)")
     for e in entries:
-        if (not e.get("styles") or not e.get("file") or not e.get("name")
-                or not all(isinstance(st, dict) and st.get("name") and st.get("image") for st in e["styles"])):
-            raise InputFileError(path, f"entry {e.get('name', '?')!r} lacks a name, a file, or styles "
-                                       "each with a name and an image")
+        if not all(st.thumb for st in e.styles):
+            raise InputFileError(path, f"entry {e.name!r}: every style needs an image beside the manifest")
     return entries
 
 
-def style_image(zoo_dir: Path, style_dir: Path | None, style: dict) -> Path:
+def style_image(style_dir: Path | None, style: catalogue.StyleEntry) -> Path:
     """The style's image: ``style_dir/<name>.jpg`` when given, else the zoo's thumbnail."""
-    path = style_dir / f"{style['name']}.jpg" if style_dir else zoo_dir / style["image"]
-    if not path.is_file():
-        raise InputFileError(path, f"style image of {style['name']!r} not found")
+    path = style_dir / f"{style.name}.jpg" if style_dir else style.thumb
+    if path is None or not path.is_file():
+        raise InputFileError(path or style_dir or ".", f"style image of {style.name!r} not found")
     return path
 
 
@@ -113,12 +104,12 @@ def columns_of(zoo_dir: Path, style_dir: Path | None) -> list[Column]:
     """One column per style of every model; a model of several styles adds its equal blend."""
     columns = []
     for e in read_manifest(zoo_dir):
-        training = e.get("training", {})
+        training = e.record.get("training", {})
         side = int(training.get("style_size") or 2 * training.get("size", DEFAULT_TRAINING_SIZE))
-        common = dict(model=e["name"], model_file=zoo_dir / e["file"], style_side=side,
-                      loss_net=e.get("loss_net", "efficientnet_lite0"), arch=e.get("arch", "?"))
-        images = [style_image(zoo_dir, style_dir, s) for s in e["styles"]]
-        names = [s["name"] for s in e["styles"]]
+        common = dict(model=e.name, model_file=e.path, style_side=side,
+                      loss_net=e.loss_net or "efficientnet_lite0", arch=e.arch or "?")
+        images = [style_image(style_dir, s) for s in e.styles]
+        names = e.style_names
         if len(names) == 1:
             columns.append(Column(title=names[0], blend=None, style_images=(images[0],), **common))
             continue
@@ -137,8 +128,8 @@ def read_contents(content_dir: Path, names: Sequence[str], size: int) -> list[Co
     contents = []
     for name in names:
         path = content_dir / name
-        if not path.is_file() and name == zoo.SAMPLE_PHOTO.name:
-            path = zoo.SAMPLE_PHOTO
+        if not path.is_file() and name == catalogue.SAMPLE_PHOTO.name:
+            path = catalogue.SAMPLE_PHOTO
         if not path.is_file():
             print(f"warning: {path}: not found, left out of the gallery", file=sys.stderr)
             continue
@@ -188,8 +179,9 @@ def run_gatys(columns: Sequence[Column], contents: Sequence[Content],
     import torch  # only here: the fast path needs no torch
 
     from models.backbones import load_backbone
-    from models.images import rgb_to_tensor, tensor_to_rgb
-    from visualize.synthesis import style_transfer, synthesis_config
+    from models.common.images import rgb_to_tensor, tensor_to_rgb
+    from visualize.style_transfer import style_transfer
+    from visualize.synthesis import synthesis_config
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbones = {}
@@ -381,7 +373,7 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
 def write_jpeg(path: Path, rgb: np.ndarray, max_bytes: int) -> tuple[int, int]:
     """Write the image as JPEG at the best quality (95 down to 40) that stays under ``max_bytes``.
 
-    Atomic (models.images.write_rgb). Returns (quality, bytes); warns when even quality 40 is
+    Atomic (models.common.images.write_rgb). Returns (quality, bytes); warns when even quality 40 is
     larger.
     """
     for quality in range(95, 35, -5):
@@ -415,7 +407,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help="the gallery, a .jpg file (default: docs/gallery.jpg in the project)")
-    ap.add_argument("--zoo", type=Path, default=zoo.ZOO_DIR,
+    ap.add_argument("--zoo", type=Path, default=catalogue.SHIPPED_DIR,
                     help="a folder holding manifest.json, its ONNX models and style thumbnails "
                          "(default: the shipped zoo, models/zoo)")
     ap.add_argument("--content-dir", type=Path, default=DEFAULT_CONTENT_DIR,

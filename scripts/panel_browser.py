@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import zoo  # noqa: E402
+from models import catalogue  # noqa: E402
 from realtime.panel import browser as web  # noqa: E402
-from realtime.panel.process import panel_process  # noqa: E402
+from tests.helpers.panel_server import panel_process  # noqa: E402
 
 
 def screenshots(out: Path, train_steps: int) -> None:
@@ -45,7 +45,7 @@ def screenshots(out: Path, train_steps: int) -> None:
 
                 web.open_tab(drv, "Your painting")
                 field = web.wait(drv, lambda d: d.find_element(By.CSS_SELECTOR, "#train-painting input[type=file]"))
-                field.send_keys(str(zoo.ZOO_DIR / "the_scream.jpg"))
+                field.send_keys(str(catalogue.SHIPPED_DIR / "the_scream.jpg"))
                 drv.find_element(By.CSS_SELECTOR, "#train-name textarea, #train-name input").send_keys("my_scream")
                 time.sleep(1)
                 drv.find_element(By.ID, "train-run").click()

@@ -148,7 +148,7 @@ def panel_soak(requests: int, bad_every: int, warmup: int, log=print) -> dict:
     """Serve the panel and send ``requests`` requests in a row; returns the figures."""
     import shutil
 
-    from realtime.panel.process import PanelStartError, panel_process
+    from tests.helpers.panel_server import PanelStartError, panel_process
 
     work = Path(tempfile.mkdtemp(prefix="stylelens-soak-"))
     try:
@@ -165,7 +165,7 @@ def _drive_panel(server, work: Path, requests: int, bad_every: int, warmup: int,
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    from models import zoo
+    from models import catalogue
     from realtime.sources import DemoSource
 
     client = Client(server.url, verbose=False, download_files=str(work / "downloads"))
@@ -173,7 +173,7 @@ def _drive_panel(server, work: Path, requests: int, bad_every: int, warmup: int,
     cv2.imwrite(str(photo), DemoSource((320, 240), noise=3.0).read())
     bad = work / "holiday.jpg"
     bad.write_text("not a photo")
-    style = zoo.manifest()["models"][0]["name"]
+    style = catalogue.default_model().name
     calls = [
         ("fast_style", lambda: client.predict(handle_file(str(photo)), style, "", api_name="/fast_style")),
         ("saliency", lambda: client.predict("efficientnet_lite0", handle_file(str(photo)), "", 0,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from models.cli import exit_code_of, min_int
-from models.errors import UserError
+from models.common.cli import exit_code_of, min_int
+from models.common.errors import UserError
 
 # verb: (what it does, one example)
 VERBS: dict[str, tuple[str, str]] = {
@@ -109,7 +109,7 @@ def render_parser() -> argparse.ArgumentParser:
 
 def _render(argv: Sequence[str]) -> int:
     import realtime.__main__ as realtime_cli
-    from models.onnx_style import parse_blend
+    from models.inference.onnx_style import parse_blend
 
     ap = render_parser()
     args = ap.parse_args(argv)
@@ -135,9 +135,9 @@ def _render(argv: Sequence[str]) -> int:
 
 
 def _default_model() -> str:
-    from models import zoo
+    from models import catalogue
 
-    return str(zoo.model_path())
+    return str(catalogue.model_path())
 
 
 def _training_verb(verb: str) -> Callable[[Sequence[str]], int]:
@@ -158,13 +158,13 @@ def _stylize(argv: Sequence[str]) -> int:
     if not args.json:
         return training_cli.run(args)
 
-    from models import zoo
-    from models.images import read_rgb
-    from models.onnx_style import default_providers, parse_blend, providers_for
+    from models import catalogue
+    from models.common.images import read_rgb
+    from models.inference.onnx_style import default_providers, parse_blend, providers_for
 
     chosen_model = args.model is None
     args.model = args.model or _default_model()
-    args.images = args.images or [str(zoo.SAMPLE_PHOTO)]
+    args.images = args.images or [str(catalogue.SAMPLE_PHOTO)]
     single = training_cli.writes_one_file(args)
     if single:
         args.out = args.out or "stylized.png"
@@ -173,7 +173,7 @@ def _stylize(argv: Sequence[str]) -> int:
         code = training_cli.run(args)
     seconds = time.time() - started
     if code == 0:
-        common = {"model": str(zoo.resolve_model(args.model).resolve()), "model_is_default": chosen_model,
+        common = {"model": str(catalogue.resolve_model(args.model).resolve()), "model_is_default": chosen_model,
                   "blend": parse_blend(args.blend), "strength": args.strength, "preserve_color": args.preserve_color,
                   "max_size": args.max_size, "provider": args.provider,
                   "providers": providers_for(args.provider) or default_providers(), "seconds": seconds}
@@ -221,15 +221,15 @@ def _styles(argv: Sequence[str]) -> int:
     ap.add_argument("--json", action="store_true", help=JSON_HELP)
     args = ap.parse_args(argv)
 
-    from models import zoo
-    from models.paths import STYLES_DIR_ENV, user_styles_dir
+    from models import catalogue
+    from models.common.paths import STYLES_DIR_ENV, user_styles_dir
     from stylelens.styles import contact_sheet, list_styles
 
     models = list_styles()
-    sheet = contact_sheet(models, args.photo or zoo.SAMPLE_PHOTO, args.sheet, args.tile) if args.sheet else None
+    sheet = contact_sheet(models, args.photo or catalogue.SAMPLE_PHOTO, args.sheet, args.tile) if args.sheet else None
     folder = user_styles_dir()
     if args.json:
-        result = {"shipped_dir": str(zoo.ZOO_DIR), "user_dir": str(folder), "user_dir_exists": folder.is_dir(),
+        result = {"shipped_dir": str(catalogue.SHIPPED_DIR), "user_dir": str(folder), "user_dir_exists": folder.is_dir(),
                   "user_dir_env": STYLES_DIR_ENV, "default": models[0].name if models else None,
                   "models": [m.as_json() for m in models]}
         if sheet:
@@ -237,7 +237,7 @@ def _styles(argv: Sequence[str]) -> int:
         _print_json(result)
         return 0
     width = max(len(m.name) for m in models)
-    for origin, where in (("shipped", zoo.ZOO_DIR), ("user", folder)):
+    for origin, where in (("shipped", catalogue.SHIPPED_DIR), ("user", folder)):
         mine = [m for m in models if m.origin == origin]
         title = "shipped styles" if origin == "shipped" else f"your styles ({STYLES_DIR_ENV} moves the folder)"
         state = "" if mine else (": none yet" if folder.is_dir() else ": none yet (the folder does not exist)")

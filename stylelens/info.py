@@ -19,9 +19,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from models import zoo
-from models.machine import cpu_flags, cpu_name
-from models.paths import STYLES_DIR_ENV, torch_hub_dir, user_styles_dir
+from models import catalogue
+from models.common.machine import cpu_flags, cpu_name
+from models.common.paths import STYLES_DIR_ENV, torch_hub_dir, user_styles_dir
 
 # CPU features the style networks and the loss network run faster with, and the
 # /proc/cpuinfo (Linux) or sysctl (macOS) flags that show each.
@@ -84,7 +84,7 @@ def _gpus() -> list[str]:
 
 def _cuda_provider(providers: list[str]) -> str:
     """Whether onnxruntime runs on CUDA here: tried on the default style model when it could."""
-    from models.onnx_style import OnnxStyleModel, _nvidia_driver_present
+    from models.inference.onnx_style import OnnxStyleModel, _nvidia_driver_present
 
     if "CUDAExecutionProvider" not in providers:
         return "not in this onnxruntime build (the CPU is used)"
@@ -93,7 +93,7 @@ def _cuda_provider(providers: list[str]) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model = OnnxStyleModel(zoo.model_path(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            model = OnnxStyleModel(catalogue.model_path(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
         except Exception as e:  # reported, not raised: this command describes problems
             return f"fails: {e}"
     if model.providers[0] == "CUDAExecutionProvider":
@@ -138,7 +138,7 @@ def collect() -> dict:
         "cpu": _cpu(),
         "gpu": {"devices": _gpus(), "cuda_provider": _cuda_provider(providers)},
         "folders": {
-            "shipped_styles": str(zoo.ZOO_DIR),
+            "shipped_styles": str(catalogue.SHIPPED_DIR),
             "user_styles": str(styles), "user_styles_exists": styles.is_dir(),
             "user_styles_env": STYLES_DIR_ENV,
             "torch_hub_cache": str(hub), "cached_weights": cached,

@@ -15,11 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models import zoo
-from models.errors import UserError
-from models.images import check_image_suffix, read_rgb, resize_max_side, write_rgb
-from models.onnx_style import META_ARCH, OnnxStyleModel
-from models.paths import user_styles_dir
+from models import catalogue
+from models.common.errors import UserError
+from models.common.images import check_image_suffix, read_rgb, resize_max_side, write_rgb
+from models.inference.onnx_style import META_ARCH, OnnxStyleModel
 
 
 @dataclass
@@ -43,30 +42,26 @@ class StyleModel:
                 "border_pad": self.border_pad, "error": self.error}
 
 
-def _open(name: str, origin: str, path: Path, manifest_entry: dict | None = None) -> StyleModel:
-    """Describe ``path`` from its metadata (the manifest fills what a file lacks); never raises."""
-    entry = StyleModel(name, origin, path, path.stat().st_size if path.is_file() else 0)
+def _open(entry: catalogue.ModelEntry) -> StyleModel:
+    """Describe a catalogue entry from its file's metadata (the manifest fills what a file lacks); never raises."""
+    path = entry.path
+    found = StyleModel(entry.name, entry.origin, path, path.stat().st_size if path.is_file() else 0)
     try:
         model = OnnxStyleModel(path, providers=["CPUExecutionProvider"], threads=1)
     except UserError as e:
-        entry.error = str(e)
-        return entry
-    known = manifest_entry or {}
-    entry.model = model
-    entry.styles = model.styles
-    entry.arch = model.metadata.get(META_ARCH) or known.get("arch")
-    entry.loss_net = model.training.get("loss_net") or known.get("loss_net")
-    entry.border_pad = model.border_pad
-    return entry
+        found.error = str(e)
+        return found
+    found.model = model
+    found.styles = model.styles
+    found.arch = model.metadata.get(META_ARCH) or entry.arch
+    found.loss_net = model.training.get("loss_net") or entry.loss_net
+    found.border_pad = model.border_pad
+    return found
 
 
 def list_styles() -> list[StyleModel]:
-    """The shipped models in the manifest's order (the default first), then the user's, by name."""
-    found = [_open(m["name"], "shipped", zoo.ZOO_DIR / m["file"], m) for m in zoo.manifest()["models"]]
-    folder = user_styles_dir()
-    if folder.is_dir():
-        found += [_open(p.stem, "user", p) for p in sorted(folder.glob("*.onnx"))]
-    return found
+    """The catalogue's models in its order: shipped (the default first), then the user's."""
+    return [_open(e) for e in catalogue.entries()]
 
 
 def _put_text(canvas: np.ndarray, text: str, x: int, y: int, width: int, scale: float, color: tuple) -> None:

@@ -66,7 +66,7 @@ def style_images(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_in_a_temporary_folder(tmp_path_factory):
-    """The backend probe's cache (models.paths.user_cache_dir) goes to a temporary folder, not the
+    """The backend probe's cache (models.common.paths.user_cache_dir) goes to a temporary folder, not the
     home of whoever runs the tests; child processes inherit it."""
     os.environ["STYLELENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime.effects.base import LadderEffect
 from realtime.adaptive import Controller, Setting, build_ladder, size_steps
 
 
@@ -160,14 +161,14 @@ def _photo(h=48, w=64):
 
 def test_openvino_and_onnxruntime_give_the_same_image():
     pytest.importorskip("openvino")
-    from models import zoo
-    from models.backends import load_style_model
-    from models.images import bgr_to_nchw
+    from models import catalogue
+    from models.inference.backends import load_style_model
+    from models.common.images import bgr_to_nchw
 
     x = bgr_to_nchw(_photo(40, 56))
     for name in ("starry_night_lite", "starry_night_tiny", "five_styles_lite"):
-        ort = load_style_model(zoo.model_path(name), "onnxruntime", ["CPUExecutionProvider"])
-        ov = load_style_model(zoo.model_path(name), "openvino", threads=1)
+        ort = load_style_model(catalogue.model_path(name), "onnxruntime", ["CPUExecutionProvider"])
+        ov = load_style_model(catalogue.model_path(name), "openvino", threads=1)
         assert ov.backend == "openvino" and ov.styles == ort.styles
         w = ort.style_weights({ort.styles[-1]: 0.6, ort.styles[0]: 0.4})
         a, b = ort.run(x, w), ov.run(x, w)
@@ -180,11 +181,11 @@ def test_openvino_runs_frames_from_two_threads_at_once():
     pytest.importorskip("openvino")
     from concurrent.futures import ThreadPoolExecutor
 
-    from models import zoo
-    from models.backends import load_style_model
-    from models.images import bgr_to_nchw
+    from models import catalogue
+    from models.inference.backends import load_style_model
+    from models.common.images import bgr_to_nchw
 
-    model = load_style_model(zoo.model_path("starry_night_tiny"), "openvino", threads=1, streams=2)
+    model = load_style_model(catalogue.model_path("starry_night_tiny"), "openvino", threads=1, streams=2)
     frames = [bgr_to_nchw(_photo(32 + 8 * i, 48)) for i in range(4)]
     alone = [model.run(f) for f in frames]
     with ThreadPoolExecutor(2) as pool:
@@ -194,11 +195,11 @@ def test_openvino_runs_frames_from_two_threads_at_once():
 
 def test_backend_probe_is_cached_per_model_and_size(tmp_path):
     pytest.importorskip("openvino")
-    from models import zoo
-    from models.backends import probe_backends
+    from models import catalogue
+    from models.inference.backends import probe_backends
 
     cache = tmp_path / "probe.json"
-    path = zoo.model_path("starry_night_tiny")
+    path = catalogue.model_path("starry_night_tiny")
     first, seconds, built = probe_backends(path, (48, 64), threads=1, cache=cache)
     assert first in ("onnxruntime", "openvino") and set(seconds) == {"onnxruntime", "openvino"}
     assert first in built  # the winner comes back built, ready to keep
@@ -209,19 +210,19 @@ def test_backend_probe_is_cached_per_model_and_size(tmp_path):
 
 
 def test_unknown_or_missing_backend_is_a_clear_error(monkeypatch):
-    from models import zoo
-    from models import backends
-    from models.errors import UserError
+    from models import catalogue
+    from models.inference import backends
+    from models.common.errors import UserError
 
     with pytest.raises(UserError, match="unknown backend"):
-        backends.load_style_model(zoo.model_path(), "tensorrt")
+        backends.load_style_model(catalogue.model_path(), "tensorrt")
     monkeypatch.setattr(backends, "openvino_available", lambda: False)
     with pytest.raises(UserError, match="pip install openvino"):
-        backends.load_style_model(zoo.model_path(), "openvino")
+        backends.load_style_model(catalogue.model_path(), "openvino")
 
 
 def test_style_effect_ladder_leaves_pinned_choices_alone():
-    from models import zoo
+    from models import catalogue
     from realtime.effects import EffectOptions, create_effect
 
     fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime"))
@@ -246,10 +247,10 @@ def test_style_effect_applies_a_setting_and_says_what_it_runs():
     rungs, _, _ = fx.ladder(frame.shape[:2], 15)
     full = fx(frame)
     small = next(r for r in rungs if r.network == "starry_night_tiny")
-    from models import zoo
+    from models import catalogue
 
-    tiny = next(e for e in zoo.manifest()["models"] if e["name"] == "starry_night_tiny")
-    assert small.margin == tiny.get("border_pad", 0)  # the sibling runs on its own margin
+    tiny = next(e for e in catalogue.shipped() if e.name == "starry_night_tiny")
+    assert small.margin == tiny.border_pad  # the sibling runs on its own margin
     fx.apply(Setting(small, 2))
     out = fx(frame)
     assert out.shape == full.shape and fx.workers == 2
@@ -257,7 +258,7 @@ def test_style_effect_applies_a_setting_and_says_what_it_runs():
     assert fx.describe().startswith(f"{small.size} px, starry_night_tiny, onnxruntime, 2 workers")
 
 
-class _CostlyEffect:
+class _CostlyEffect(LadderEffect):
     """A fake style effect whose cost grows with the processing size: 0.12 s at 640 px."""
 
     name = "costly-test"
@@ -295,7 +296,8 @@ class _CostlyEffect:
 
 def test_the_runner_drives_a_costly_effect_down_and_reports_its_choices():
     from realtime.effects import EFFECTS
-    from realtime.runner import Runner, format_summary
+    from realtime.runner import Runner
+    from realtime.stats import format_summary
     from realtime.sources import DemoSource
 
     EFFECTS["costly-test"] = _CostlyEffect

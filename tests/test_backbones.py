@@ -6,8 +6,8 @@ import torch
 
 from models.backbones import load_backbone
 from models.efficientnet_lite import weights_file
-from models.errors import InputFileError, WeightsUnavailableError
-from models.images import rgb_to_tensor
+from models.common.errors import InputFileError, WeightsUnavailableError
+from models.common.images import rgb_to_tensor
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,7 @@ def test_bad_image_to_stylize_cli(files, case, tmp_path, capfd):
 def test_unusual_image_to_stylize_cli_keeps_its_size(files, case, tmp_path, capfd):
     path, out = files[f"image:{case}"], tmp_path / "out.png"
     assert _stylize(str(path), "--out", str(out)) == 0, capfd.readouterr().err
-    from models.images import read_rgb
+    from models.common.images import read_rgb
 
     src, res = read_rgb(path), read_rgb(out)
     assert res.shape == src.shape
@@ -81,7 +81,7 @@ def test_unusual_image_to_stylize_cli_keeps_its_size(files, case, tmp_path, capf
 
 def test_bomb_is_refused_from_its_header_without_decoding(files):
     """400 megapixels would take 1.2 GB and seconds to decode; the header says no at once."""
-    code = ("import re, time; from models.images import read_rgb; t = time.perf_counter()\n"
+    code = ("import re, time; from models.common.images import read_rgb; t = time.perf_counter()\n"
             f"try: read_rgb({str(files['image:bomb'])!r})\nexcept Exception as e: print(type(e).__name__, e)\n"
             "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
             "print(time.perf_counter() - t, int(peak) // 1024)")

@@ -1,22 +1,22 @@
-"""Strength and colour preservation (models.blend), and the style lookup by name (models.zoo)."""
+"""Strength and colour preservation (models.inference.finish), and the style lookup by name (models.zoo)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models import zoo
-from models.blend import finish_style, finish_style_bgr
-from models.errors import UserError
-from models.images import read_rgb, resize_max_side
-from models.onnx_style import OnnxStyleModel
+from models import catalogue
+from models.inference.finish import finish_style, finish_style_bgr
+from models.common.errors import UserError
+from models.common.images import read_rgb, resize_max_side
+from models.inference.onnx_style import OnnxStyleModel
 
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[np.ndarray, np.ndarray]:
     """The bundled photo and the shipped default style on it (real weights)."""
-    photo = resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), 96)
-    return OnnxStyleModel(zoo.model_path("udnie_lite")).stylize(photo), photo
+    photo = resize_max_side(read_rgb(catalogue.SAMPLE_PHOTO), 96)
+    return OnnxStyleModel(catalogue.model_path("udnie_lite")).stylize(photo), photo
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
@@ -57,14 +57,14 @@ def test_a_strength_outside_0_1_is_one_clear_error(pair, bad):
 
 def test_style_names_resolve_to_their_model(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLELENS_STYLES_DIR", str(tmp_path))
-    assert zoo.resolve_model(None, "udnie") == zoo.model_path("udnie_lite")
-    assert zoo.resolve_model("wave_lite") == zoo.model_path("wave_lite")
-    assert zoo.resolve_model(None, "the_scream") == zoo.model_path("the_scream_lite")  # the one-style model first
-    assert zoo.resolve_model(None, None) == zoo.model_path()
+    assert catalogue.resolve_model(None, "udnie") == catalogue.model_path("udnie_lite")
+    assert catalogue.resolve_model("wave_lite") == catalogue.model_path("wave_lite")
+    assert catalogue.resolve_model(None, "the_scream") == catalogue.model_path("the_scream_lite")  # the one-style model first
+    assert catalogue.resolve_model(None, None) == catalogue.model_path()
     with pytest.raises(UserError, match="no style or model named 'nope'"):
-        zoo.resolve_model("nope")
+        catalogue.resolve_model("nope")
     import shutil
 
-    shutil.copyfile(zoo.model_path("wave_lite"), tmp_path / "mine.onnx")  # a user file without a manifest entry
-    assert zoo.resolve_model(None, "mine") == tmp_path / "mine.onnx"
-    assert [m["name"] for m in zoo.catalogue()][-1] == "mine"
+    shutil.copyfile(catalogue.model_path("wave_lite"), tmp_path / "mine.onnx")  # a user file without a manifest entry
+    assert catalogue.resolve_model(None, "mine") == tmp_path / "mine.onnx"
+    assert [m.name for m in catalogue.entries()][-1] == "mine"

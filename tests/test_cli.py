@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models import zoo
-from models.paths import STYLES_DIR_ENV, torch_hub_dir, user_styles_dir
+from models import catalogue
+from models.common.paths import STYLES_DIR_ENV, torch_hub_dir, user_styles_dir
 from stylelens.cli import VERBS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,18 +115,18 @@ def test_python_m_panel_still_parses_its_options():
 
 def test_stylize_a_photo_with_json(tmp_path):
     photo = tmp_path / "photo.png"
-    cv2.imwrite(str(photo), cv2.resize(cv2.imread(str(zoo.SAMPLE_PHOTO)), (64, 48), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(str(photo), cv2.resize(cv2.imread(str(catalogue.SAMPLE_PHOTO)), (64, 48), interpolation=cv2.INTER_AREA))
     out = tmp_path / "out.png"
     result = _json(stylelens("stylize", photo, "--out", out, "--provider", "cpu", "--json"))
     assert result["output"] == str(out) and out.is_file()
     assert result["output_bytes"] == out.stat().st_size
     assert (result["width"], result["height"]) == (64, 48) == cv2.imread(str(out)).shape[1::-1]
-    assert result["model"] == str(zoo.model_path()) and result["model_is_default"] is True
+    assert result["model"] == str(catalogue.model_path()) and result["model_is_default"] is True
     assert result["providers"] == ["CPUExecutionProvider"] and result["seconds"] > 0
     styled = cv2.imread(str(out)).astype(float)
     assert np.abs(styled - cv2.imread(str(photo))).mean() > 10  # the style changed the picture
 
-    five = zoo.model_path("five_styles_lite")
+    five = catalogue.model_path("five_styles_lite")
     blended = _json(stylelens("stylize", photo, "--out", tmp_path / "b.jpg", "--model", five, "--blend", "wave=3",
                               "udnie=1", "--max-size", "32", "--json"))
     assert blended["blend"] == {"wave": 3.0, "udnie": 1.0} and blended["width"] == 32
@@ -145,7 +145,7 @@ def test_render_every_frame_of_a_clip_with_json(tmp_path):
     result = _json(stylelens("render", clip, "--out", out, "--provider", "cpu", "--json"))
     assert (result["frames_in"], result["frames_out"], result["dropped"]) == (5, 5, 0)
     assert result["output"] == str(out) and result["output_bytes"] == out.stat().st_size > 0
-    assert result["model"] == str(zoo.model_path()) and result["effect"] == "style"
+    assert result["model"] == str(catalogue.model_path()) and result["effect"] == "style"
     assert result["seconds"] > 0
     cap = cv2.VideoCapture(str(out))
     frames = []
@@ -200,18 +200,18 @@ def test_styles_lists_the_shipped_models_and_renders_a_sheet(tmp_path):
     sheet = tmp_path / "sheet.png"
     result = _json(stylelens("styles", "--json", "--sheet", sheet, "--tile", "48",
                              env={STYLES_DIR_ENV: str(tmp_path / "none")}))
-    entries = zoo.manifest()["models"]
+    entries = catalogue.shipped()
     shipped = [m for m in result["models"] if m["origin"] == "shipped"]
-    assert [m["name"] for m in shipped] == [e["name"] for e in entries] and result["default"] == entries[0]["name"]
+    assert [m["name"] for m in shipped] == [e.name for e in entries] and result["default"] == entries[0].name
     for m, e in zip(shipped, entries):
-        assert Path(m["path"]) == zoo.ZOO_DIR / e["file"] and m["bytes"] == Path(m["path"]).stat().st_size
-        assert m["styles"] == [s["name"] for s in e["styles"]]
-        assert (m["arch"], m["loss_net"], m["error"]) == (e["arch"], e["loss_net"], None)
+        assert Path(m["path"]) == e.path and m["bytes"] == Path(m["path"]).stat().st_size
+        assert m["styles"] == e.style_names
+        assert (m["arch"], m["loss_net"], m["error"]) == (e.arch, e.loss_net, None)
     assert result["user_dir"] == str(tmp_path / "none") and result["user_dir_exists"] is False
 
     image = cv2.imread(str(sheet))
     assert image.shape[1::-1] == (result["sheet"]["width"], result["sheet"]["height"])
-    assert len(result["sheet"]["tiles"]) == sum(len(e["styles"]) for e in entries)
+    assert len(result["sheet"]["tiles"]) == sum(len(e.styles) for e in entries)
     # the first tile is the photo, the second its first style: they differ
     w, h = result["sheet"]["tile_width"], result["sheet"]["tile_height"]
     photo, styled = image[4:4 + h, 4:4 + w].astype(float), image[4:4 + h, 8 + w:8 + 2 * w].astype(float)
@@ -219,7 +219,7 @@ def test_styles_lists_the_shipped_models_and_renders_a_sheet(tmp_path):
 
     text = stylelens("styles", env={STYLES_DIR_ENV: str(tmp_path / "none")})
     assert text.returncode == 0
-    assert all(e["name"] in text.stdout for e in entries) and str(zoo.ZOO_DIR) in text.stdout
+    assert all(e.name in text.stdout for e in entries) and str(catalogue.SHIPPED_DIR) in text.stdout
     bad = stylelens("styles", "--sheet", tmp_path / "sheet.txt")
     assert bad.returncode == 2 and "sheet.txt" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -247,7 +247,7 @@ def test_info_reports_versions_cpu_gpu_and_folders(tmp_path):
     assert isinstance(info["gpu"]["devices"], list) and info["gpu"]["cuda_provider"]
     f = info["folders"]
     assert f["user_styles"] == env[STYLES_DIR_ENV] and f["user_styles_exists"] is False
-    assert f["torch_hub_cache"] == torch.hub.get_dir() and f["shipped_styles"] == str(zoo.ZOO_DIR)
+    assert f["torch_hub_cache"] == torch.hub.get_dir() and f["shipped_styles"] == str(catalogue.SHIPPED_DIR)
 
     text = stylelens("info", env=env)
     assert text.returncode == 0
@@ -263,7 +263,7 @@ def test_info_does_not_load_torch():
 
 
 def test_panel_serves_the_page_and_stops_on_sigterm(tmp_path):
-    from realtime.panel.process import free_port
+    from tests.helpers.panel_server import free_port
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False",

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.images import read_rgb, write_rgb
+from models.common.images import read_rgb, write_rgb
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_styles.py"
 
@@ -68,15 +68,14 @@ def test_the_sheet_has_a_row_per_painting_and_a_figure_per_result(tmp_path):
 
 
 def test_the_shipped_model_of_a_painting_is_its_first_one_style_model_in_the_manifest(script):
-    from models import zoo
+    from models import catalogue
 
     singles = {}
-    for m in zoo.manifest()["models"]:
-        names = [s["name"] for s in m["styles"]]
-        if len(names) == 1:
-            singles.setdefault(names[0], m["file"])
+    for m in catalogue.shipped():
+        if len(m.styles) == 1:
+            singles.setdefault(m.style_names[0], m.file)
     assert singles  # the zoo ships one-style models
     for name, file in singles.items():
-        assert script.shipped_model(name) == zoo.ZOO_DIR / file and script.shipped_model(name).is_file()
+        assert script.shipped_model(name) == catalogue.SHIPPED_DIR / file and script.shipped_model(name).is_file()
     assert script.shipped_model("starry_night").name == "starry_night_lite.onnx"  # the lite before the tiny
     assert script.shipped_model("no_such_painting") is None

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.errors import InputFileError
+from models.common.errors import InputFileError
 from training.data import CropDataset, StepSampler, find_images
 
 

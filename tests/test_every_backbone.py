@@ -125,7 +125,7 @@ def _run_texture(m, x):
 
 
 def _run_style_transfer(m, x):
-    from visualize.synthesis import style_transfer
+    from visualize.style_transfer import style_transfer
     return [style_transfer(m, x, [_gallery()[:1]], steps=2).image]
 
 

@@ -9,10 +9,10 @@ import onnx
 import pytest
 import torch
 
-from models.errors import UserError
-from models.images import read_rgb
-from models.onnx_style import META_STYLES
-from models.onnx_style import OnnxStyleModel as _OnnxStyleModel
+from models.common.errors import UserError
+from models.common.images import read_rgb
+from models.inference.onnx_style import META_STYLES
+from models.inference.onnx_style import OnnxStyleModel as _OnnxStyleModel
 from models.style_net import StyleNet
 from training.checkpoint import save_checkpoint
 from training.export import export_checkpoint
@@ -153,7 +153,7 @@ def test_unknown_style_name_is_a_clear_error(conditional):
 
 
 def test_parse_blend():
-    from models.onnx_style import parse_blend
+    from models.inference.onnx_style import parse_blend
 
     assert parse_blend(["a=0.25", "b"]) == {"a": 0.25, "b": 1.0}
     with pytest.raises(UserError, match="NAME=WEIGHT"):
@@ -228,7 +228,7 @@ def test_a_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
 
 
 def test_state_dict_mismatch_names_shapes_and_is_empty_for_a_fit():
-    from models.errors import state_dict_mismatch
+    from models.common.errors import state_dict_mismatch
 
     own = {"a": torch.zeros(2, 3), "b": torch.zeros(4)}
     assert state_dict_mismatch(own, dict(own)) == ""

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import zoo
-from models.images import read_rgb, write_rgb
-from models.onnx_style import META_ARCH, META_STYLES
+from models import catalogue
+from models.common.images import read_rgb, write_rgb
+from models.inference.onnx_style import META_ARCH, META_STYLES
 from models.style_net import StyleNet, arch_config
 from training.export import export_style_net
 
@@ -38,7 +38,7 @@ def content_dir(tmp_path_factory):
     from skimage import data
 
     root = tmp_path_factory.mktemp("content")
-    shutil.copy(zoo.SAMPLE_PHOTO, root / "chicago.jpg")
+    shutil.copy(catalogue.SAMPLE_PHOTO, root / "chicago.jpg")
     write_rgb(root / "amber.jpg", cv2.resize(data.chelsea(), (90, 120), interpolation=cv2.INTER_AREA))
     return root
 
@@ -47,9 +47,9 @@ def content_dir(tmp_path_factory):
 def two_style_zoo(tmp_path_factory):
     """A zoo of one shipped model and an untrained two-style network (distinct norm parameters)."""
     root = tmp_path_factory.mktemp("zoo")
-    shipped = zoo.manifest()["models"][0]
-    for name in [shipped["file"], *(s["image"] for s in shipped["styles"])]:
-        shutil.copy(zoo.ZOO_DIR / name, root / name)
+    shipped = catalogue.shipped()[0]
+    for path in [shipped.path, *(s.thumb for s in shipped.styles)]:
+        shutil.copy(path, root / path.name)
     torch.manual_seed(0)
     net = StyleNet(arch_config("lite"), num_styles=2)
     with torch.no_grad():
@@ -64,7 +64,7 @@ def two_style_zoo(tmp_path_factory):
     duo = {"name": "duo_lite", "file": "duo.onnx", "arch": "lite", "loss_net": "efficientnet_lite0",
            "styles": [{"name": "red", "image": "red.jpg"}, {"name": "blue", "image": "blue.jpg"}],
            "training": {"size": 32}}
-    (root / "manifest.json").write_text(json.dumps({"models": [shipped, duo]}), encoding="utf-8")
+    (root / "manifest.json").write_text(json.dumps({"models": [shipped.to_manifest(), duo]}), encoding="utf-8")
     return root
 
 
@@ -107,7 +107,7 @@ def test_shipped_zoo_without_gatys(gallery, content_dir, tmp_path):
     result = gallery.main(["--no-gatys", "--content-dir", str(content_dir), "--size", str(SIZE),
                            "--width", str(WIDTH), "--out", str(out)])
     assert result.path == out and out.stat().st_size <= 400_000
-    styles = sum(len(e["styles"]) + (len(e["styles"]) > 1) for e in zoo.manifest()["models"])
+    styles = sum(len(e.styles) + (len(e.styles) > 1) for e in catalogue.shipped())
     _check_grid(result, styles, ["chicago", "amber"], ["fast"])
     assert not result.gatys_seconds
 

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.errors import InputFileError
-from models.images import read_rgb, write_rgb
+from models.common.errors import InputFileError
+from models.common.images import read_rgb, write_rgb
 
 
 def _exif_jpeg(path, orientation: int):
@@ -61,7 +61,7 @@ def test_write_is_atomic_and_checks_the_suffix(tmp_path):
 
 
 def test_float_frames_become_uint8_clipped_rounded_and_in_channel_order():
-    from models.images import nchw_to_bgr, nchw_to_rgb
+    from models.common.images import nchw_to_bgr, nchw_to_rgb
 
     x = np.zeros((1, 3, 2, 4), np.float32)
     x[0, 0] = [[-0.5, 0.0, 0.5, 1.0], [1.5, np.inf, -np.inf, 100.0]]  # R

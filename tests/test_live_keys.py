@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models import zoo
-from models.paths import STYLES_DIR_ENV
+from models import catalogue
+from models.common.paths import STYLES_DIR_ENV
 from realtime.effects import EffectOptions
 from realtime.runner import Runner
 from realtime.sinks import Sink
@@ -19,7 +19,7 @@ W, H = 64, 48
 
 
 def _photo() -> np.ndarray:
-    return cv2.resize(cv2.imread(str(zoo.SAMPLE_PHOTO)), (W, H), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cv2.imread(str(catalogue.SAMPLE_PHOTO)), (W, H), interpolation=cv2.INTER_AREA)
 
 
 class _Still(Source):
@@ -116,9 +116,9 @@ def test_keys_of_the_style_alone_leave_other_effects_as_they_are():
 def test_n_moves_past_a_one_style_model_to_the_next_one_and_p_comes_back_live():
     photo = _photo()
     runner, sink, log = _live({4: "n", 14: "p"}, 24, model="wave_lite")
-    order = [m["name"] for m in zoo.catalogue() if m["origin"] == "shipped"]
+    order = [m.name for m in catalogue.entries() if m.origin == "shipped"]
     after = order[order.index("wave_lite") + 1]
-    style_after = zoo.catalogue()[order.index(after)]["styles"][0]["name"]
+    style_after = catalogue.entries()[order.index(after)].style_names[0]
     assert sink.status[0].startswith("style: wave 100%")
     assert sink.status[5].startswith(f"style: {style_after} 100%")
     assert log.count(f"style: {style_after} ({after})") == 1 and log.count("style: wave (wave_lite)") == 1
@@ -126,7 +126,7 @@ def test_n_moves_past_a_one_style_model_to_the_next_one_and_p_comes_back_live():
     assert _diff(wave, other) > 10 and _diff(wave, other) > 3 * _diff(wave, back)
     assert _diff(other, photo) > 10
     # the model that came in was prepared anew: the controller moves it, and the summary names it
-    assert runner.controller is not None and runner._adapted is runner.effect
+    assert runner.adapter is not None and runner.adapter.effect is runner.effect
     assert runner.effect.path.stem == "wave_lite" and "wave_lite" in runner.effect.describe()
 
 
@@ -149,7 +149,7 @@ def test_n_steps_through_a_multi_style_model_then_on_to_the_next_model():
 
 def test_cycling_reaches_the_users_own_style(own_styles):
     own_styles.mkdir()
-    shutil.copy(zoo.model_path("udnie_lite"), own_styles / "my_udnie.onnx")
+    shutil.copy(catalogue.model_path("udnie_lite"), own_styles / "my_udnie.onnx")
     (own_styles / "manifest.json").write_text(json.dumps(
         {"models": [{"name": "my_udnie", "file": "my_udnie.onnx", "styles": [{"name": "udnie"}]}]}))
     log = []
@@ -171,9 +171,9 @@ def test_cycling_reaches_the_users_own_style(own_styles):
 
 @pytest.mark.parametrize("inside", [False, True])
 def test_a_model_file_of_the_users_own_keeps_to_its_styles(tmp_path, inside):
-    path = zoo.model_path("wave_lite") if inside else tmp_path / "mine.onnx"
+    path = catalogue.model_path("wave_lite") if inside else tmp_path / "mine.onnx"
     if not inside:
-        shutil.copy(zoo.model_path("wave_lite"), path)
+        shutil.copy(catalogue.model_path("wave_lite"), path)
     log = []
     runner = Runner(_Still(), [], effect="style", stabilize=False, log=log.append,
                     options=EffectOptions(provider="cpu", backend="onnxruntime", model=str(path)))

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from models import zoo
-from realtime.panel.browser import open_tab, wait
-from realtime.panel.process import panel_process
+from models import catalogue
+from tests.helpers.web import open_tab, wait
+from tests.helpers.panel_server import panel_process
 from tests.helpers.browser import chromium
 from tests.helpers.panel_io import output_image, write_chelsea
 
@@ -92,11 +92,11 @@ def test_filters(client):
 
 
 def test_neighbours_tsne_and_patches_on_the_sample_gallery(client, cat):
-    by_feature, by_pixel = client.predict("efficientnet_lite0", handle_file(str(zoo.SAMPLE_PHOTO)), None, 3,
+    by_feature, by_pixel = client.predict("efficientnet_lite0", handle_file(str(catalogue.SAMPLE_PHOTO)), None, 3,
                                           api_name="/neighbours")
     assert len(by_feature) == 3 and len(by_pixel) == 3
     # The query is the first sample image: it is its own nearest neighbour both ways.
-    assert by_feature[0]["caption"].startswith(zoo.SAMPLE_PHOTO.stem + " (")
+    assert by_feature[0]["caption"].startswith(catalogue.SAMPLE_PHOTO.stem + " (")
     tsne_map = output_image(client.predict("efficientnet_lite0", None, api_name="/tsne"))
     assert tsne_map.shape[0] > 200 and (tsne_map < 250).any()
     patches, info = client.predict("efficientnet_lite0", None, "block4", 3, 4, api_name="/patches")
@@ -115,7 +115,7 @@ def test_a_video_as_gallery(client, tmp_path):
     writer.release()
     tsne_map = output_image(client.predict("efficientnet_lite0", [handle_file(str(video))], api_name="/tsne"))
     assert (tsne_map < 250).any()
-    by_feature, _ = client.predict("efficientnet_lite0", handle_file(str(zoo.SAMPLE_PHOTO)),
+    by_feature, _ = client.predict("efficientnet_lite0", handle_file(str(catalogue.SAMPLE_PHOTO)),
                                    [handle_file(str(video))], 3, api_name="/neighbours")
     assert all(item["caption"].startswith("clip.mp4 frame") for item in by_feature)
 
@@ -125,7 +125,7 @@ def test_fast_style_renders_a_whole_clip_with_its_sound(client, tmp_path):
 
     times = [i / 10 for i in range(5)] + [0.5 + i / 30 for i in range(9)]  # a variable frame rate
     clip = make_clip(tmp_path / "clip.mp4", times, size=(96, 72), sound=0.8)
-    result = client.predict(handle_file(str(clip)), zoo.manifest()["models"][0]["name"], "",
+    result = client.predict(handle_file(str(clip)), catalogue.default_model().name, "",
                             api_name="/fast_style_video")
     out = probe(Path(result["video"] if isinstance(result, dict) else result))
     assert out["codec"] == "h264" and out["size"] == (96, 72)
@@ -161,7 +161,7 @@ def test_synthesis_tabs(client, cat):
     dream = output_image(client.predict("efficientnet_lite0", handle_file(str(cat)), "block4", 2, 1.4, 2, 128,
                                 api_name="/deepdream"))
     assert max(dream.shape[:2]) == 128
-    style = str(zoo.ZOO_DIR / "starry_night.jpg")
+    style = str(catalogue.SHIPPED_DIR / "starry_night.jpg")
     tex, text = client.predict("efficientnet_lite0", handle_file(style), [], 64, 10, api_name="/texture")
     assert output_image(tex).std() > 5 and "->" in text
     out, text = client.predict("efficientnet_lite0", handle_file(str(cat)), [handle_file(style)], "", 128,
@@ -170,7 +170,7 @@ def test_synthesis_tabs(client, cat):
 
 
 def test_fast_style(client, cat):
-    out = output_image(client.predict(handle_file(str(cat)), zoo.manifest()["models"][0]["name"], "", api_name="/fast_style"))
+    out = output_image(client.predict(handle_file(str(cat)), catalogue.default_model().name, "", api_name="/fast_style"))
     src = cv2.imread(str(cat))
     assert out.shape == src.shape  # under the 512 px cap: the upload's own size
     assert np.abs(cv2.resize(src, out.shape[1::-1]).astype(int) - out).mean() > 10
@@ -220,7 +220,7 @@ def test_every_image_case_of_the_table_as_an_upload(client, server, bad_files):
     """Issue 6's table at the panel's door: a message naming the file, or a stylised image of its size."""
     from tests.helpers.bad_files import IMAGE_CASES
 
-    style = zoo.manifest()["models"][0]["name"]
+    style = catalogue.default_model().name
     for case, (_, problem) in IMAGE_CASES.items():
         path = bad_files[f"image:{case}"]
         if problem:

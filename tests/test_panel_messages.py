@@ -49,9 +49,9 @@ def test_every_handler_message_about_an_upload_names_the_file_only(uploads):
 
 
 def _style() -> str:
-    from models import zoo
+    from models import catalogue
 
-    return zoo.manifest()["models"][0]["name"]
+    return catalogue.default_model().name
 
 
 def test_paths_outside_the_upload_folder_are_left_whole(uploads, tmp_path):

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from models import zoo
-from models.images import read_rgb, resize_max_side
-from realtime.panel import browser as web
-from realtime.panel.process import PROJECT_ROOT, panel_process
+from models import catalogue
+from models.common.images import read_rgb, resize_max_side
+from tests.helpers import web
+from tests.helpers.panel_server import PROJECT_ROOT, panel_process
 from tests.helpers.browser import chromium
 from tests.helpers.panel_io import output_image, write_chelsea
 
@@ -70,7 +70,7 @@ def test_strength_and_preserve_colour(client, photo):
 
 def test_training_from_the_page_adds_a_style_that_works_everywhere(client, server, styles_dir, tmp_path):
     painting = tmp_path / "my painting.png"
-    cv2.imwrite(str(painting), cv2.imread(str(zoo.ZOO_DIR / "wave.jpg"))[::4, ::4])
+    cv2.imwrite(str(painting), cv2.imread(str(catalogue.SHIPPED_DIR / "wave.jpg"))[::4, ::4])
     job = client.submit(handle_file(str(painting)), "my_wave", None, None, api_name="/train_style")
     job.result(timeout=900)
     updates = job.outputs()
@@ -93,7 +93,7 @@ def test_training_from_the_page_adds_a_style_that_works_everywhere(client, serve
     still = subprocess.run([sys.executable, "-m", "training", "stylize", "--model", "my_wave", "--strength", "0.5",
                             "--out", str(tmp_path / "out.png")], env=env, capture_output=True, text=True, timeout=300)
     assert still.returncode == 0, still.stderr
-    assert read_rgb(tmp_path / "out.png").shape == read_rgb(zoo.SAMPLE_PHOTO).shape
+    assert read_rgb(tmp_path / "out.png").shape == read_rgb(catalogue.SAMPLE_PHOTO).shape
 
 
 def test_a_painting_that_is_not_an_image_is_refused_in_one_line(client, tmp_path):
@@ -121,7 +121,7 @@ def test_picker_strength_and_blend_in_the_browser(drv, server):
     web.click_picker_tile(drv, "udnie")
     first = web.wait(drv, lambda d: web.image_src(d, "style-output"), 120)
     styled = web.fetch_image(first)
-    photo = cv2.cvtColor(resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), 512), cv2.COLOR_RGB2BGR)
+    photo = cv2.cvtColor(resize_max_side(read_rgb(catalogue.SAMPLE_PHOTO), 512), cv2.COLOR_RGB2BGR)
     assert styled.shape == photo.shape and np.abs(styled.astype(int) - photo).mean() > 10
 
     web.set_slider(drv, "style-strength", 0.0)
@@ -146,7 +146,7 @@ def test_an_example_shows_its_result(drv, server):
     row = web.wait(drv, lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#style-examples tr.tr-body")), None))
     row.click()
     out = web.fetch_image(web.wait(drv, lambda d: web.image_src(d, "style-output"), 180))
-    photo = cv2.cvtColor(resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), 512), cv2.COLOR_RGB2BGR)
+    photo = cv2.cvtColor(resize_max_side(read_rgb(catalogue.SAMPLE_PHOTO), 512), cv2.COLOR_RGB2BGR)
     assert out.shape == photo.shape and np.abs(out.astype(int) - photo).mean() > 10
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from models import zoo
-from models.errors import UserError
+from models import catalogue
+from models.common.errors import UserError
 from realtime.panel.trainer import Preset, Trainer
 
 TINY = Preset(size=32, steps=3, batch=1, sample_every=1, style_size=64)
@@ -45,7 +45,7 @@ def test_a_painting_that_is_not_an_image_is_refused_in_one_line(styles_dir, tmp_
     fake = tmp_path / "sunflowers.jpg"
     fake.write_text("not a painting")
     with pytest.raises(UserError) as e:
-        Trainer(styles_dir, TINY).start(fake, "sunflowers", [zoo.SAMPLE_PHOTO])
+        Trainer(styles_dir, TINY).start(fake, "sunflowers", [catalogue.SAMPLE_PHOTO])
     assert "sunflowers.jpg" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -53,15 +53,15 @@ def test_a_taken_or_bad_name_is_refused(styles_dir):
     t = Trainer(styles_dir, TINY)
     for name in ("udnie", "../evil", ""):
         with pytest.raises(UserError, match="style name|exists already"):
-            t.start(zoo.ZOO_DIR / "wave.jpg", name, [zoo.SAMPLE_PHOTO])
+            t.start(catalogue.SHIPPED_DIR / "wave.jpg", name, [catalogue.SAMPLE_PHOTO])
 
 
 def test_one_training_at_a_time_and_a_killed_worker_leaves_the_folder_as_it_was(styles_dir):
     before = _listing(styles_dir)
     t = Trainer(styles_dir, Preset(size=32, steps=10_000, batch=1, sample_every=1, style_size=64))
-    t.start(zoo.ZOO_DIR / "wave.jpg", "first", [zoo.SAMPLE_PHOTO])
+    t.start(catalogue.SHIPPED_DIR / "wave.jpg", "first", [catalogue.SAMPLE_PHOTO])
     with pytest.raises(UserError, match="a training \\(first\\) is running"):
-        t.start(zoo.ZOO_DIR / "udnie.jpg", "second", [zoo.SAMPLE_PHOTO])
+        t.start(catalogue.SHIPPED_DIR / "udnie.jpg", "second", [catalogue.SAMPLE_PHOTO])
     _wait(t, lambda s: s.step >= 2)
     os.kill(t._proc.pid, signal.SIGKILL)
     status = _wait(t, lambda s: not s.running, 60)
@@ -72,7 +72,7 @@ def test_one_training_at_a_time_and_a_killed_worker_leaves_the_folder_as_it_was(
 def test_cancel_stops_cleanly(styles_dir):
     before = _listing(styles_dir)
     t = Trainer(styles_dir, Preset(size=32, steps=10_000, batch=1, sample_every=1, style_size=64))
-    t.start(zoo.ZOO_DIR / "wave.jpg", "stopped", [zoo.SAMPLE_PHOTO])
+    t.start(catalogue.SHIPPED_DIR / "wave.jpg", "stopped", [catalogue.SAMPLE_PHOTO])
     _wait(t, lambda s: s.step >= 1)
     status = t.cancel()
     assert status.state == "cancelled" and not status.running

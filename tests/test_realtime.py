@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from models import zoo
-from models.images import bgr_to_nchw, nchw_to_bgr
-from models.onnx_style import OnnxStyleModel
+from models import catalogue
+from models.common.images import bgr_to_nchw, nchw_to_bgr
+from models.inference.onnx_style import OnnxStyleModel
 from realtime.effects import EFFECTS, Effect, register
-from realtime.runner import Runner, format_summary
+from realtime.runner import Runner
+from realtime.stats import format_summary
 from realtime.sinks import Sink
 from realtime.sources import DemoSource, LatestFrameGrabber, Source
 from realtime.stabilizer import FlowStabilizer, warping_error
@@ -251,7 +252,8 @@ def test_an_error_in_a_worker_reaches_the_caller_after_the_frames_before_it():
 
 
 def test_style_runs_two_frames_at_once_on_a_cpu_by_default():
-    from realtime.effects import EffectOptions, style_workers
+    from realtime.effects import EffectOptions
+    from realtime.effects.style import style_workers
 
     assert style_workers(EffectOptions(), ["CUDAExecutionProvider", "CPUExecutionProvider"]) == (1, None)
     assert style_workers(EffectOptions(workers=1), ["CPUExecutionProvider"]) == (1, None)
@@ -299,7 +301,7 @@ def three_styles(tmp_path_factory):
 
     from models.style_net import StyleNet
     from training.export import export_style_net
-    from models.onnx_style import META_STYLES
+    from models.inference.onnx_style import META_STYLES
 
     torch.manual_seed(0)
     net = StyleNet("lite", num_styles=3)
@@ -349,7 +351,7 @@ def test_stabiliser_lowers_flicker_on_a_noisy_clip():
     src = DemoSource((W, H), frames=16, noise=4.0)
     frames = [src.read() for _ in range(16)]
     flows = [src.backward_flow(t) for t in range(1, 16)]
-    model = OnnxStyleModel(zoo.model_path(), providers=["CPUExecutionProvider"])
+    model = OnnxStyleModel(catalogue.model_path(), providers=["CPUExecutionProvider"])
     raw = [nchw_to_bgr(model.run(bgr_to_nchw(f))) for f in frames]
     stab = FlowStabilizer()
     steady = [stab(f, r) for f, r in zip(frames, raw)]
@@ -361,7 +363,7 @@ def test_stabiliser_lowers_flicker_on_a_noisy_clip():
 @pytest.mark.parametrize("effect", ["style", "saliency", "deepdream", "activations"])
 @pytest.mark.parametrize("shape", [(9, 17), (9, 17, 1), (33, 20, 4), (10, 10, 3)])
 def test_effects_take_odd_frames(effect, shape):
-    from models.images import to_bgr
+    from models.common.images import to_bgr
     from realtime.effects import EffectOptions, create_effect
 
     frame = to_bgr(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
@@ -450,7 +452,7 @@ def test_snapshot_into_a_file_is_a_clear_error(tmp_path):
 
 
 def test_cuda_asked_for_without_a_gpu_falls_back_to_the_cpu_with_one_warning():
-    from models.onnx_style import _nvidia_driver_present
+    from models.inference.onnx_style import _nvidia_driver_present
 
     if _nvidia_driver_present():
         pytest.skip("this machine has an NVIDIA driver: CUDA is usable")
@@ -458,19 +460,19 @@ def test_cuda_asked_for_without_a_gpu_falls_back_to_the_cpu_with_one_warning():
     assert r.returncode == 0 and "frames in" in r.stdout
     assert r.stderr.splitlines() == [
         f"warning: CUDAExecutionProvider is not usable here (no NVIDIA driver or CUDA libraries); running "
-        f"{zoo.model_path().name} on CPUExecutionProvider"], r.stderr
+        f"{catalogue.model_path().name} on CPUExecutionProvider"], r.stderr
 
 
 def test_border_pad_flag_overrides_the_models_margin():
     """--border-pad trades a zero-padded model's mirrored margin for speed (or adds one to any
     model); by default each model keeps its own (0 for the reflection-padded ones)."""
-    from models import zoo
+    from models import catalogue
     from realtime.__main__ import build_parser
     from realtime.effects import EffectOptions, create_effect
 
-    entry = next(e for e in zoo.manifest()["models"] if e.get("border_pad", 0) > 0)
-    own = create_effect("style", EffectOptions(provider="cpu", model=entry["name"]))
-    assert own.model.border_pad == entry["border_pad"]
-    assert create_effect("style", EffectOptions(provider="cpu", model=entry["name"], border_pad=0)).model.border_pad == 0
+    entry = next(e for e in catalogue.shipped() if e.border_pad > 0)
+    own = create_effect("style", EffectOptions(provider="cpu", model=entry.name))
+    assert own.model.border_pad == entry.border_pad
+    assert create_effect("style", EffectOptions(provider="cpu", model=entry.name, border_pad=0)).model.border_pad == 0
     assert create_effect("style", EffectOptions(provider="cpu", border_pad=24)).model.border_pad == 24
     assert build_parser().parse_args(["--border-pad", "0"]).border_pad == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.images import read_rgb
+from models.common.images import read_rgb
 from training.__main__ import main
 
 
@@ -76,10 +76,10 @@ def test_nothing_readable_is_an_error(tmp_path, capfd):
 
 
 def test_progress_is_shown_as_a_bar(album, tmp_path, capsys):
-    from models import zoo
-    from training.stylize import stylize_many
+    from models import catalogue
+    from models.inference.stylize import stylize_many
 
-    written, skipped = stylize_many(zoo.model_path(), [album], tmp_path / "o", providers=["CPUExecutionProvider"],
+    written, skipped = stylize_many(catalogue.model_path(), [album], tmp_path / "o", providers=["CPUExecutionProvider"],
                                     progress=True, log=lambda m: None)
     assert len(written) == 3 and len(skipped) == 1
     assert "4/4" in capsys.readouterr().err

@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from models import zoo
-from models.onnx_style import OnnxStyleModel
-from models.tiles import spans, stylize_tiled, weights
+from models import catalogue
+from models.inference.onnx_style import OnnxStyleModel
+from models.inference.tiles import spans, stylize_tiled, weights
 from tests.conftest import write_bgr
 
 
@@ -62,7 +62,7 @@ def test_a_mismatch_between_tiles_is_spread_over_the_ramp_not_a_step():
 
 @pytest.fixture(scope="module")
 def model():
-    return OnnxStyleModel(zoo.model_path(), providers=["CPUExecutionProvider"])
+    return OnnxStyleModel(catalogue.model_path(), providers=["CPUExecutionProvider"])
 
 
 def _column_steps(img: np.ndarray, axis: int) -> np.ndarray:
@@ -93,8 +93,8 @@ def test_no_seam_where_tiles_meet(model):
 def test_neighbouring_tiles_agree_with_the_shared_statistics(model):
     """Two overlapping tiles, each run alone: with their own instance-norm statistics they
     disagree where they overlap; with those of the whole photo they nearly agree."""
-    from models import onnx_norms
-    from models.images import rgb_to_nchw
+    from models.inference import onnx_norms
+    from models.common.images import rgb_to_nchw
 
     rgb = _photo(1200, 1600)
     a, b = rgb[:512, :512], rgb[:512, 362:874]  # overlap: columns 362..511
@@ -123,7 +123,7 @@ def test_neighbouring_tiles_agree_with_the_shared_statistics(model):
 
 
 def test_conditional_model_tiles_with_its_blend(tmp_path):
-    m = OnnxStyleModel(zoo.ZOO_DIR / "five_styles_lite.onnx", providers=["CPUExecutionProvider"])
+    m = OnnxStyleModel(catalogue.SHIPPED_DIR / "five_styles_lite.onnx", providers=["CPUExecutionProvider"])
     rgb = _photo(300, 1100)
     first, second = (m.stylize(rgb, {s: 1.0}, tile=256) for s in m.styles[:2])
     assert first.shape == rgb.shape and np.abs(first.astype(int) - second).mean() > 5
@@ -174,10 +174,10 @@ def test_a_large_photo_stylises_in_bounded_memory_at_full_resolution(big_photo, 
     size: with the lite default, a 6 MP photo peaked at 1.26 GB and a 12 MP one (4000x3000) at
     1.30 GB tiled, against 8.29 GB whole (measured by hand)."""
     out = tmp_path / "out.png"
-    r, peak = _stylize(str(big_photo), "--out", str(out), "--model", str(zoo.ZOO_DIR / "starry_night_tiny.onnx"))
+    r, peak = _stylize(str(big_photo), "--out", str(out), "--model", str(catalogue.SHIPPED_DIR / "starry_night_tiny.onnx"))
     assert r.returncode == 0, r.stderr
     assert peak < 1000, peak
-    from models.images import read_rgb
+    from models.common.images import read_rgb
 
     assert read_rgb(out).shape == (2000, 3000, 3)
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from models.backbones import load_backbone
-from models.images import rgb_to_tensor, read_rgb, resize_max_side
+from models.common.images import rgb_to_tensor, read_rgb, resize_max_side
 from models.style_net import StyleNet
 from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 from training.data import CropDataset
 from training.losses import PerceptualLoss, StyleCalibration, default_loss_config, structure_kept
 from training.train import TrainSettings, build_training, train, train_step
-from visualize.losses import content_loss, gram, style_loss, tone_loss, tv_loss
+from models.losses import content_loss, gram, style_loss, tone_loss, tv_loss
 
 
 def _settings(photos_dir, style_images, out, **kw):
@@ -115,14 +115,14 @@ def test_malicious_checkpoint_is_refused(tmp_path):
 
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(pickle.dumps({"format": "stylelens-checkpoint-1", "x": Evil()}, protocol=2))
-    from models.errors import InputFileError
+    from models.common.errors import InputFileError
 
     with pytest.raises(InputFileError, match="not a loadable checkpoint"):
         load_checkpoint(path)
 
 
 def test_resume_refuses_a_different_data_stream(photos_dir, style_images, tmp_path):
-    from models.errors import UserError
+    from models.common.errors import UserError
 
     train(_settings(photos_dir, style_images, tmp_path, steps=2), progress=False)
     with pytest.raises(UserError, match="batch=3"):
@@ -267,7 +267,7 @@ def _calibration_step(cal, step, kept_by_style):
 
 def test_style_calibration_moves_each_style_toward_the_structure_target_then_freezes():
     crit = _FakeCriterion(2)
-    cal = StyleCalibration(crit, target=0.6, start=2, steps=50, strength=2.0)
+    cal = StyleCalibration(crit, target=0.6, start=2, steps=50, style_factor=2.0)
     kept = {0: True, 1: False}  # style 0 keeps the whole photo (too little style), style 1 none of it
     for step in range(2):  # warm-up: untouched
         _calibration_step(cal, step, kept)
@@ -319,7 +319,7 @@ def test_checkpoint_keeps_the_calibrated_style_weight(photos_dir, style_images, 
 
 
 def test_resume_from_a_checkpoint_whose_weights_do_not_fit_names_the_keys(photos_dir, style_images, tmp_path):
-    from models.errors import UserError
+    from models.common.errors import UserError
     from training.checkpoint import save_checkpoint
 
     out = tmp_path / "run"

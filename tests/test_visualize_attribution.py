@@ -8,7 +8,7 @@ import torch
 from skimage import data
 
 from models.backbones import load_backbone
-from models.images import rgb_to_tensor
+from models.common.images import rgb_to_tensor
 from visualize.attribution import grad_cam, guided_backprop, saliency
 
 SIZE = 224

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.backbones import load_backbone
-from models.images import rgb_to_tensor
+from models.common.images import rgb_to_tensor
 from visualize.filters import first_layer_filters, layer_filters
 from visualize.neighbours import embed, nearest_neighbours, tsne_map
 from visualize.occlusion import occlusion

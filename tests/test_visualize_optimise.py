@@ -12,7 +12,7 @@ import torch
 from skimage import data
 
 from models.backbones import load_backbone
-from models.images import rgb_to_tensor
+from models.common.images import rgb_to_tensor
 from visualize.class_vis import class_index, class_visualization
 from visualize.fooling import fooling_image
 from visualize.inversion import invert_features, invert_layers

@@ -12,12 +12,12 @@ import torch
 from skimage import data
 
 from models.backbones import load_backbone
-from models.images import read_rgb, rgb_to_tensor
+from models.common.images import read_rgb, rgb_to_tensor
 from models.efficientnet_lite import Conv2dSame, FusedConvAct
 from models.backbones import fast_frozen_copy
 from visualize.deepdream import deepdream, dream_steps
-from visualize.synthesis import (OPTIMISATION_LOSSES, StyleTransfer, Synthesis, rgb_to_yiq, style_transfer,
-                                 texture_synthesis, yiq_to_rgb)
+from visualize.style_transfer import StyleTransfer, rgb_to_yiq, style_transfer, yiq_to_rgb
+from visualize.synthesis import OPTIMISATION_LOSSES, Synthesis, texture_synthesis
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +323,7 @@ def test_fused_convolution_falls_back_to_the_plain_ops_when_the_private_op_fails
 
 
 def test_color_distribution_loss_is_zero_on_the_palette_and_large_on_another():
-    from visualize.losses import color_distribution_loss
+    from models.losses import color_distribution_loss
 
     gen = torch.Generator().manual_seed(0)
     painting = torch.rand(1, 3, 40, 50, generator=gen) * torch.tensor([1.0, 0.2, 0.1])[:, None, None]  # reds
@@ -340,7 +340,7 @@ def test_color_distribution_loss_is_zero_on_the_palette_and_large_on_another():
 
 
 def test_tone_loss_accepts_any_brighter_or_flatter_copy_and_punishes_the_negative():
-    from visualize.losses import tone_loss
+    from models.losses import tone_loss
 
     gen = torch.Generator().manual_seed(0)
     photo = torch.nn.functional.interpolate(torch.rand(2, 3, 6, 6, generator=gen), size=(48, 48), mode="bilinear")
@@ -356,7 +356,7 @@ def test_tone_loss_accepts_any_brighter_or_flatter_copy_and_punishes_the_negativ
 def test_style_transfer_colour_term_brings_the_paintings_palette(model, content, blobs):
     """With the colour term the result's colours are nearer the painting's than without it, and the
     loss is one function (the same samples at every evaluation), so the recorded total falls."""
-    from visualize.losses import color_distribution_loss
+    from models.losses import color_distribution_loss
 
     palette = blobs.flatten(2).transpose(1, 2)
 

@@ -6,30 +6,30 @@ import sys
 import numpy as np
 import pytest
 
-from models import zoo
-from models.images import read_rgb, resize_max_side
-from models.onnx_style import OnnxStyleModel
+from models import catalogue
+from models.common.images import read_rgb, resize_max_side
+from models.inference.onnx_style import OnnxStyleModel
 
-ENTRIES = zoo.manifest()["models"]
+ENTRIES = catalogue.shipped()
 
 
 def test_manifest_matches_the_files():
     assert ENTRIES, "no shipped model"
-    listed = {e["file"] for e in ENTRIES} | {s["image"] for e in ENTRIES for s in e["styles"]}
-    on_disk = {p.name for p in zoo.ZOO_DIR.iterdir() if p.suffix in (".onnx", ".jpg")} - {zoo.SAMPLE_PHOTO.name}
+    listed = {e.file for e in ENTRIES} | {s.thumb.name for e in ENTRIES for s in e.styles}
+    on_disk = {p.name for p in catalogue.SHIPPED_DIR.iterdir() if p.suffix in (".onnx", ".jpg")} - {catalogue.SAMPLE_PHOTO.name}
     assert listed == on_disk
     for e in ENTRIES:
-        assert (zoo.ZOO_DIR / e["file"]).stat().st_size == e["bytes"]
+        assert e.path.stat().st_size == e.record["bytes"]
         for key in ("command", "machine", "wall_seconds", "steps"):
-            assert e["training"][key], key
+            assert e.record["training"][key], key
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_every_shipped_model_runs_at_two_sizes_and_changes_the_image(entry):
-    model = OnnxStyleModel(zoo.ZOO_DIR / entry["file"], providers=["CPUExecutionProvider"])
-    assert model.styles == [s["name"] for s in entry["styles"]]
-    assert model.border_pad == entry.get("border_pad", 0)
-    photo = read_rgb(zoo.SAMPLE_PHOTO)
+    model = OnnxStyleModel(entry.path, providers=["CPUExecutionProvider"])
+    assert model.styles == entry.style_names
+    assert model.border_pad == entry.border_pad
+    photo = read_rgb(catalogue.SAMPLE_PHOTO)
     for side in (160, 333):
         src = resize_max_side(photo, side)
         for style in model.styles:
@@ -43,18 +43,18 @@ def test_main_job_stylises_the_bundled_photo(tmp_path):
     r = subprocess.run([sys.executable, "-m", "training", "stylize", "--out", str(out)],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    result, photo = read_rgb(out), read_rgb(zoo.SAMPLE_PHOTO)
+    result, photo = read_rgb(out), read_rgb(catalogue.SAMPLE_PHOTO)
     assert result.shape == photo.shape
     assert np.abs(result.astype(float) - photo).mean() > 10
 
 
-CONDITIONAL = [e for e in ENTRIES if len(e["styles"]) > 1]
+CONDITIONAL = [e for e in ENTRIES if len(e.styles) > 1]
 
 
-@pytest.mark.parametrize("entry", CONDITIONAL, ids=[e["name"] for e in CONDITIONAL])
+@pytest.mark.parametrize("entry", CONDITIONAL, ids=[e.name for e in CONDITIONAL])
 def test_a_model_of_several_styles_gives_each_its_own_look_and_blends_between_them(entry):
-    model = OnnxStyleModel(zoo.ZOO_DIR / entry["file"], providers=["CPUExecutionProvider"])
-    src = resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), 160)
+    model = OnnxStyleModel(entry.path, providers=["CPUExecutionProvider"])
+    src = resize_max_side(read_rgb(catalogue.SAMPLE_PHOTO), 160)
     outs = {s: model.stylize(src, s).astype(float) for s in model.styles}
     for i, a in enumerate(model.styles):
         for b in model.styles[i + 1:]:
@@ -74,7 +74,7 @@ def _edge_steps(rgb: np.ndarray, k: int = 8) -> np.ndarray:
     return np.array([a.mean((0, 1)) - b.mean((0, 1)) for a, b in pairs])
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_no_band_along_the_image_edges(entry):
     """On inputs with the same texture everywhere, the edges look like the inside.
 
@@ -90,7 +90,7 @@ def test_no_band_along_the_image_edges(entry):
         noise = np.random.default_rng(seed).normal(0, 40, (240, 320, 3))
         inputs.append(np.clip(128 + cv2.GaussianBlur(noise, (0, 0), 2), 0, 255).astype(np.uint8))
     assert np.abs(np.mean([_edge_steps(x) for x in inputs], 0)).max() < 2
-    model = OnnxStyleModel(zoo.ZOO_DIR / entry["file"], providers=["CPUExecutionProvider"])
+    model = OnnxStyleModel(entry.path, providers=["CPUExecutionProvider"])
     for style in model.styles:
         band = np.abs(np.mean([_edge_steps(model.stylize(x, style)) for x in inputs], 0)).max()
         assert band < 18, (style, band)

@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.cli import exit_code_of, min_int
-from models.errors import UserError
+from models.common.cli import exit_code_of, min_int
+from models.common.errors import UserError
 
 ARCH_CHOICES = ("johnson", "c32", "lite", "tiny")  # models.style_net.ARCHS, without importing torch here
 LOSS_NETS = ("efficientnet_lite0", "vgg16", "vgg19")  # models.backbones.BACKBONES
@@ -138,7 +138,9 @@ def _train(args: argparse.Namespace) -> None:
         style=args.style, names=args.names, data=args.data, out=args.out, loss_net=args.loss_net,
         loss_net_weights=args.loss_net_weights, arch=args.arch, size=args.size, style_size=args.style_size,
         batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
-        style_weight=args.style_weight, structure_target=args.structure_target, tv_weight=args.tv_weight,
+        style_factor=args.style_weight if args.structure_target > 0 and args.style_weight is not None else 1.0,
+        style_weight=args.style_weight if args.structure_target <= 0 else None,
+        structure_target=args.structure_target, tv_weight=args.tv_weight,
         tone_weight=args.tone_weight,
         stability_weight=args.stability_weight,
         stability_noise=args.stability_noise, sample_every=args.sample_every,
@@ -159,7 +161,7 @@ def writes_one_file(args: argparse.Namespace) -> bool:
 
     --out names a folder to write into when it is one, unless it is named like an image (then it
     is refused as a file that cannot be written, not taken as a folder)."""
-    from models.images import IMAGE_SUFFIXES
+    from models.common.images import IMAGE_SUFFIXES
 
     single = len(args.images) <= 1 and not any(Path(p).is_dir() for p in args.images)
     out_is_folder = bool(args.out) and Path(args.out).is_dir() and Path(args.out).suffix.lower() not in IMAGE_SUFFIXES
@@ -167,22 +169,22 @@ def writes_one_file(args: argparse.Namespace) -> bool:
 
 
 def _stylize(args: argparse.Namespace) -> None:
-    from models import zoo
-    from models.onnx_style import providers_for
+    from models import catalogue
+    from models.inference.onnx_style import providers_for
     from tqdm import tqdm
 
-    from training.stylize import stylize_file, stylize_many
+    from models.inference.stylize import stylize_file, stylize_many
 
-    model, providers = zoo.resolve_model(args.model), providers_for(args.provider)
+    model, providers = catalogue.resolve_model(args.model), providers_for(args.provider)
     finish = {"strength": args.strength, "preserve_color": args.preserve_color}
     if writes_one_file(args):
-        out = stylize_file(model, args.images[0] if args.images else zoo.SAMPLE_PHOTO, args.out or "stylized.png",
+        out = stylize_file(model, args.images[0] if args.images else catalogue.SAMPLE_PHOTO, args.out or "stylized.png",
                            blend=args.blend, max_size=args.max_size, providers=providers, tile=args.tile, **finish)
         print(f"wrote {out}")
         return
     if not args.out:
         raise UserError("several images or a folder need --out FOLDER")
-    written, skipped = stylize_many(model, args.images or [zoo.SAMPLE_PHOTO], args.out, blend=args.blend, max_size=args.max_size,
+    written, skipped = stylize_many(model, args.images or [catalogue.SAMPLE_PHOTO], args.out, blend=args.blend, max_size=args.max_size,
                                     providers=providers, progress=sys.stderr.isatty(),
                                     log=lambda m: tqdm.write(m, file=sys.stderr), tile=args.tile, **finish)
     if not written:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from models.errors import InputFileError, first_line, load_strictly
-from models.files import atomic_path
+from models.common.errors import InputFileError, first_line, load_strictly
+from models.common.files import atomic_path
 from models.style_net import StyleNet, StyleNetConfig
 
 FORMAT = "stylelens-checkpoint-1"
@@ -25,7 +25,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` so that a crash never leaves a partial file there.
 
     A temporary file in the same folder is fsynced and renamed over the old one
-    (:func:`models.files.atomic_path`): the previous checkpoint survives any failure.
+    (:func:`models.common.files.atomic_path`): the previous checkpoint survives any failure.
     """
     buffer = io.BytesIO()  # serialised first: torch.save to a file turns a full disk into a vague RuntimeError
     torch.save({"format": FORMAT, **state}, buffer)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from models.errors import InputFileError
-from models.images import IMAGE_SUFFIXES, read_rgb, rgb_to_nchw
+from models.common.errors import InputFileError
+from models.common.images import IMAGE_SUFFIXES, read_rgb, rgb_to_nchw
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:

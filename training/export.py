@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.errors import UserError
-from models.files import atomic_path
-from models.onnx_style import META_ARCH, META_BORDER_PAD, META_FORMAT, META_STYLES, META_TRAINING, TENSOR_FORMAT
+from models.common.errors import UserError
+from models.common.files import atomic_path
+from models.inference.onnx_style import META_ARCH, META_BORDER_PAD, META_FORMAT, META_STYLES, META_TRAINING, TENSOR_FORMAT
 from models.style_net import StyleNet
 from training.checkpoint import load_checkpoint, style_net_from_checkpoint
 
@@ -99,7 +99,7 @@ def parity(net: StyleNet, onnx_path: str | os.PathLike,
     A conditional network is compared on a blend of all its styles; a model with a border pad
     is compared with the network run on the same mirrored margin.
     """
-    from models.onnx_style import OnnxStyleModel
+    from models.inference.onnx_style import OnnxStyleModel
 
     model = OnnxStyleModel(onnx_path, providers=["CPUExecutionProvider"])
     p = model.border_pad
@@ -121,7 +121,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp1
     """Export a training checkpoint; returns the ONNX path and the parity error.
 
     ``border_pad`` pixels of mirrored margin are added around every input at run time
-    (see ``models.onnx_style.META_BORDER_PAD``).
+    (see ``models.inference.onnx_style.META_BORDER_PAD``).
     """
     if border_pad < 0:
         raise UserError(f"--border-pad must be 0 or more, not {border_pad}")

@@ -2,7 +2,7 @@
 and the calibration that sets each painting's style weight.
 
 The terms themselves (content, Gram style, total variation) live in
-``visualize.losses`` and are shared with the optimisation methods.
+``models.losses`` and are shared with the optimisation methods.
 
 Why a calibration: one fixed style weight suits some paintings and not others. On the
 offline network, weight 10 was right for Starry Night but replaced the photo with the
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.backbones import Backbone, fast_frozen_copy
-from visualize.losses import (color_distribution_loss, content_loss, correlation, gram, grey, image_pixels, pooled,
-                               style_loss, tone_loss, tv_loss)
+from models.losses import (color_distribution_loss, content_loss, correlation, gram, grey, image_pixels, loss_layers,
+                           pooled, style_loss, tone_loss, tv_loss)
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,10 @@ class LossConfig:
     # Style Grams are also matched on the output and painting average-pooled by these factors
     # (1 = full size only): the pooled terms see the painting's marks at 2x their size.
     style_scales: tuple[int, ...] = (1,)
-    # Weight of the painting's colour distribution (visualize.losses.color_distribution_loss)
+    # Weight of the painting's colour distribution (models.losses.color_distribution_loss)
     # within the style term; 0: Grams alone.
     color_weight: float = 0.0
-    # Weight of the photo's light-and-dark layout (visualize.losses.tone_loss), beside content; 0: off.
+    # Weight of the photo's light-and-dark layout (models.losses.tone_loss), beside content; 0: off.
     tone_weight: float = 0.0
 
     def to_dict(self) -> dict:
@@ -71,31 +71,22 @@ class LossConfig:
         return replace(self, **changes)
 
 
-# Default loss settings per backbone, for training fast style networks.
-TRAINING_LOSSES: dict[str, LossConfig] = {
-    # Johnson et al. 2016.
-    "vgg16": LossConfig(content_layers={"relu2_2": 1.0},
-                        style_layers={"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}),
-    "vgg19": LossConfig(content_layers={"relu2_2": 1.0},
-                        style_layers={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0,
-                                      "relu5_1": 1.0}),
-    # Measured on the offline network (shared notes): outputs of the blocks, signed;
-    # content at block2 and block4 together keeps faces, block4 alone distorts them. The tone
-    # term kept The Scream's sky light (orange) where without it the sky was painted dark, and
-    # took the dark smudge off the five-style network's clouds.
-    "efficientnet_lite0": LossConfig(
-        content_layers={"block2": 1.0, "block4": 1.0},
-        style_layers={"stem": 0.2, "block0": 0.2, "block2": 1.0, "block4": 1.0, "block7": 1.0},
-        content_weight=1.0, style_weight=10.0, tv_weight=1.0, style_scales=(1, 2), color_weight=1.0,
-        tone_weight=1.0),
+# Training's weights of the terms per backbone; the layers come from models.losses.LOSS_LAYERS. On
+# efficientnet_lite0 the tone term kept The Scream's sky light (orange) where without it the sky was
+# painted dark, and took the dark smudge off the five-style network's clouds.
+_TRAINING_WEIGHTS: dict[str, dict] = {
+    "vgg16": {},
+    "vgg19": {},
+    "efficientnet_lite0": dict(content_weight=1.0, style_weight=10.0, tv_weight=1.0, style_scales=(1, 2),
+                               color_weight=1.0, tone_weight=1.0),
 }
 
 
 def default_loss_config(backbone: str) -> LossConfig:
-    try:
-        return TRAINING_LOSSES[backbone]
-    except KeyError:
-        raise ValueError(f"no default loss settings for backbone {backbone!r}; known: {sorted(TRAINING_LOSSES)}") from None
+    """Training's loss settings for ``backbone``: its layers (``models.losses.LOSS_LAYERS``) and weights."""
+    layers = loss_layers(backbone)
+    return LossConfig(content_layers=dict.fromkeys(layers.content, 1.0), style_layers=dict(layers.style),
+                      **_TRAINING_WEIGHTS.get(backbone, {}))
 
 
 class PerceptualLoss(nn.Module):
@@ -202,28 +193,28 @@ class StyleCalibration:
     A first try held the content loss (feature distance to the photo) at one value instead: the
     same content loss was a readable Starry Night and a Composition VII with the bear of the
     sample gone, because the painting's palette alone moves the features by different amounts.
-    After the phase the scale is multiplied by ``strength`` (the user's ``--style-weight``) and
+    After the phase the scale is multiplied by ``style_factor`` (the user's ``--style-weight``) and
     kept, so the rest of training optimises one fixed loss. The scale lives in the criterion's
     state and is saved in checkpoints.
     """
 
     def __init__(self, criterion: "PerceptualLoss", target: float, start: int, steps: int,
-                 strength: float = 1.0, gain: float = 0.3, max_change: float = 0.03, smoothing: float = 0.8,
+                 style_factor: float = 1.0, gain: float = 0.3, max_change: float = 0.03, smoothing: float = 0.8,
                  num_styles: int = 1):
         if not 0 < target < 1:
             raise ValueError(f"the calibration's structure target must be between 0 and 1, got {target}")
-        if strength <= 0 or not math.isfinite(strength):
-            raise ValueError(f"the style weight must be > 0, got {strength}")
+        if style_factor <= 0 or not math.isfinite(style_factor):
+            raise ValueError(f"the style weight must be > 0, got {style_factor}")
         self.criterion, self.target, self.start, self.steps = criterion, float(target), int(start), int(steps)
         # Each style's outputs follow its weight about num_styles times more slowly (see for_run).
         n = max(1, int(num_styles))
-        self.strength, self.gain, self.max_change, self.smoothing = (float(strength), float(gain) / n,
+        self.style_factor, self.gain, self.max_change, self.smoothing = (float(style_factor), float(gain) / n,
                                                                      float(max_change) / n, float(smoothing))
         self.measured: dict[int, float] = {}  # smoothed structure_kept per style
 
     @classmethod
     def for_run(cls, criterion: "PerceptualLoss", total_steps: int, target: float,
-                strength: float = 1.0, num_styles: int = 1) -> "StyleCalibration":
+                style_factor: float = 1.0, num_styles: int = 1) -> "StyleCalibration":
         """The default phase for a run of ``total_steps``: a tenth of the run (at most 100 steps)
         of warm-up, then calibration until the last fifth of the run, which trains on the frozen weight.
 
@@ -231,7 +222,7 @@ class StyleCalibration:
         A single-style run calibrated for 600 of 1500 steps held structure kept 0.55 when it froze,
         but Udnie's network went on learning the photo and ended at 0.69 on training crops (0.78 on
         chicago.jpg); Wave's drifted the other way (0.54 to 0.49). The last fifth is left so that a
-        ``strength`` other than 1 is trained on for a few hundred steps.
+        ``style_factor`` other than 1 is trained on for a few hundred steps.
 
         A network of ``num_styles`` styles sees each style in about 1/n of its samples, so a
         style's outputs follow a change of its weight about n times more slowly. With one style's
@@ -242,7 +233,7 @@ class StyleCalibration:
         n = max(1, int(num_styles))
         warmup = min(100, total_steps // 10)
         end = max(warmup + 1, total_steps - total_steps // 5)
-        return cls(criterion, target, warmup, end - warmup, strength, num_styles=n)
+        return cls(criterion, target, warmup, end - warmup, style_factor, num_styles=n)
 
     @property
     def end(self) -> int:
@@ -267,8 +258,8 @@ class StyleCalibration:
             self.measured[k] = ema
             change = max(-self.max_change, min(self.max_change, self.gain * (ema - self.target)))
             scale[k] = float(min(1e3, max(1e-3, float(scale[k]) * math.exp(change))))
-        if step == self.end - 1 and self.strength != 1.0:
-            scale.mul_(self.strength)
+        if step == self.end - 1 and self.style_factor != 1.0:
+            scale.mul_(self.style_factor)
 
 
-__all__ = ["LossConfig", "TRAINING_LOSSES", "default_loss_config", "PerceptualLoss", "StyleCalibration", "structure_kept"]
+__all__ = ["LossConfig", "default_loss_config", "PerceptualLoss", "StyleCalibration", "structure_kept"]

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -25,56 +25,19 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models.backbones import load_backbone
-from models.errors import UserError, load_strictly
-from models.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
-from models.machine import cpu_flags
-from models.malloc import keep_freed_memory
+from models.common.errors import UserError, load_strictly
+from models.common.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
+from models.common.machine import cpu_flags
+from models.common.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.data import CropDataset, StepSampler, random_crop
 from training.losses import PerceptualLoss, StyleCalibration, default_loss_config
+from training.settings import TrainSettings, check_resume_compatible, style_names
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainSettings:
-    """Everything a training run depends on; stored in every checkpoint."""
-
-    style: list[str]
-    data: str
-    out: str
-    loss_net: str = "efficientnet_lite0"
-    loss_net_weights: str | None = None
-    arch: str = "johnson"
-    size: int = 256
-    style_size: int | None = None  # longer side of the style images; default: 2 * size
-    batch: int = 4
-    steps: int = 2000
-    lr: float = 1e-3
-    content_weight: float | None = None  # None: the loss network's default
-    # With calibration (the default): a multiplier on the calibrated style weight (None: 1).
-    # Without (structure_target 0): the style weight itself (None: the loss network's default).
-    style_weight: float | None = None
-    structure_target: float = 0.55  # the photo's edges kept, for the style calibration; 0: no calibration
-    # The calibration's steps [start, end); None: from the run's length (StyleCalibration.for_run).
-    # A resumed run keeps the schedule it started with.
-    calibration_start: int | None = None
-    calibration_end: int | None = None
-    tv_weight: float | None = None
-    tone_weight: float | None = None  # the photo's light-and-dark layout kept (None: the loss network's default)
-    stability_weight: float = 0.0  # noise stability (Gupta et al. 2017); 0: off
-    stability_noise: float = 0.03  # its noise, standard deviation in [0, 1] pixel units
-    sample_every: int = 250
-    checkpoint_every: int = 250
-    seed: int = 0
-    precision: str = "auto"  # auto | fp32 | bf16
-    device: str = "auto"  # auto | cpu | cuda
-    workers: int | None = None
-    resume: bool = False
-    names: list[str] = field(default_factory=list)  # style names; default: file stems
 
 
 def _cpu_has_amx() -> bool:
@@ -107,15 +70,6 @@ def _setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
     return 0, 1, torch.device("cuda" if cuda else "cpu")
 
 
-def _style_names(settings: TrainSettings) -> list[str]:
-    names = settings.names or [Path(s).stem for s in settings.style]
-    if len(names) != len(settings.style):
-        raise UserError(f"{len(names)} style names given for {len(settings.style)} style images")
-    if len(set(names)) != len(names):
-        raise UserError(f"style names must differ: {names}")
-    return names
-
-
 def _sample_image(files: list[Path], size: int) -> torch.Tensor:
     """A fixed photo from the data folder for the sample sheets."""
     import random
@@ -141,19 +95,6 @@ def _write_samples(net: StyleNet, photo: torch.Tensor, num_styles: int, path: Pa
     write_rgb(path, tensor_to_rgb(torch.cat(outs, dim=3)))
 
 
-# Settings that define the network or the stream of training batches: a resumed run must keep them.
-_RESUME_FIXED = ("arch", "styles", "loss_net", "world_size")
-_RESUME_FIXED_SETTINGS = ("size", "style_size", "batch", "seed", "data", "style")
-
-
-def _check_resume_compatible(ckpt_cfg: dict, cfg: dict, path: Path) -> None:
-    pairs = [(k, ckpt_cfg.get(k), cfg.get(k)) for k in _RESUME_FIXED]
-    pairs += [(k, ckpt_cfg.get("settings", {}).get(k), cfg["settings"].get(k)) for k in _RESUME_FIXED_SETTINGS]
-    for key, old, new in pairs:
-        if old != new:
-            raise UserError(f"{path}: cannot resume with {key}={new!r}: the checkpoint was trained with {old!r}")
-
-
 @dataclass
 class TrainingParts:
     """What a training step works on, built by :func:`build_training`."""
@@ -162,6 +103,7 @@ class TrainingParts:
     criterion: PerceptualLoss
     opt: torch.optim.Optimizer
     bf16: bool
+    weights_source: str = ""  # where the loss network's weights came from, in words
 
 
 def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
@@ -169,7 +111,7 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     (one style per image) and its optimizer.
 
     On CUDA the style network is channels_last (the loss network always is); on a CPU,
-    freed memory is kept for the next step (:func:`models.malloc.keep_freed_memory`).
+    freed memory is kept for the next step (:func:`models.common.malloc.keep_freed_memory`).
     """
     if device.type == "cpu":
         keep_freed_memory()
@@ -181,12 +123,13 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
     loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight,
                                                               s.tone_weight)
     criterion = PerceptualLoss(backbone, loss_cfg, style_tensors)
+    source = backbone.weights_source
     del backbone  # the criterion holds its own folded copy
     net = StyleNet(arch_config(s.arch), num_styles=len(s.style)).to(device)
     if device.type == "cuda":  # on CPUs channels_last made the style network slower
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-    return TrainingParts(net, criterion, opt, _use_bf16(s.precision, device))
+    return TrainingParts(net, criterion, opt, _use_bf16(s.precision, device), source)
 
 
 def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.optim.Optimizer,
@@ -254,137 +197,162 @@ def train(settings: TrainSettings, progress: bool = True,
 def _train(s: TrainSettings, rank: int, world: int, device: torch.device, progress: bool,
            on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
     out = Path(s.out)
-    ckpt_path = out / CHECKPOINT_NAME
-    names = _style_names(s)
-    net_cfg = arch_config(s.arch)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: --out must be a folder, and this is a file")
-    if ckpt_path.exists() and not s.resume:
-        raise UserError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
+    if (out / CHECKPOINT_NAME).exists() and not s.resume:
+        raise UserError(f"{out / CHECKPOINT_NAME} exists: pass --resume to continue that run, or choose another --out")
+    run = _Run(s, rank, world, device)
+    if not run.resume():
+        return run.ckpt_path
+    return run.loop(progress, on_step)
 
-    n = len(names)
-    parts = build_training(s, device)
-    net, criterion, opt, bf16 = parts.net, parts.criterion, parts.opt, parts.bf16
-    dataset = CropDataset(s.data, s.size)
-    config = {
-        "arch": s.arch, "net": net_cfg.to_dict(), "styles": names, "loss_net": s.loss_net,
-        "loss": criterion.config.to_dict(), "style_images": [str(p) for p in s.style],
-        "settings": {k: v for k, v in asdict(s).items() if k not in ("resume",)},
-        "precision": "bf16" if bf16 else "fp32", "world_size": world,
-    }
-    calibration = None
-    if s.structure_target > 0:
-        strength = s.style_weight if s.style_weight is not None else 1.0
-        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target, strength, n)
-        if s.calibration_start is not None or s.calibration_end is not None:
-            start = s.calibration_start if s.calibration_start is not None else calibration.start
-            end = s.calibration_end if s.calibration_end is not None else calibration.end
-            calibration = StyleCalibration(criterion, s.structure_target, start, max(1, end - start), strength,
-                                           num_styles=n)
 
-    start = 0
-    saved_rng = None
-    if s.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        _check_resume_compatible(ckpt["config"], config, ckpt_path)
-        load_strictly(net, ckpt["model"], ckpt_path, "cannot resume: its weights do not fit this network")
-        opt.load_state_dict(ckpt["optimizer"])
-        if "style_scale" in ckpt:
-            criterion.style_scale.copy_(ckpt["style_scale"])
-        saved = ckpt.get("calibration")
-        if calibration is not None and saved:  # the schedule it started with, and where it stood
-            calibration = StyleCalibration(criterion, s.structure_target, saved["start"], saved["steps"],
-                                           calibration.strength, num_styles=n)
-            calibration.measured = {int(k): float(v) for k, v in saved["measured"].items()}
-        for group in opt.param_groups:  # a --lr given now applies from here on
-            group["lr"] = s.lr
-        saved_rng = ckpt["rng"]  # restored once the data loader has drawn its own seed (below)
-        start = int(ckpt["step"])
-        config["wall_seconds_before"] = float(ckpt["config"].get("wall_seconds", 0.0))
+class _Run:
+    """One training run: its parts, the record kept in each checkpoint, resuming, and the loop."""
+
+    def __init__(self, s: TrainSettings, rank: int, world: int, device: torch.device):
+        self.s, self.rank, self.world, self.device = s, rank, world, device
+        self.out = Path(s.out)
+        self.ckpt_path = self.out / CHECKPOINT_NAME
+        self.names = style_names(s)
+        self.parts = build_training(s, device)
         if rank == 0:
-            print(f"resuming {ckpt_path} at step {start} of {s.steps}", file=sys.stderr)
-    elif s.resume and rank == 0:
-        print(f"--resume: no checkpoint in {out} yet, starting from step 0", file=sys.stderr)
-    if start >= s.steps:
-        if rank == 0:
-            print(f"{ckpt_path} is already at step {start} of {s.steps}: nothing to do", file=sys.stderr)
-        return ckpt_path
+            print(f"loss network {s.loss_net}: {self.parts.weights_source}", file=sys.stderr)
+        self.dataset = CropDataset(s.data, s.size)
+        self.config = {
+            "arch": s.arch, "net": arch_config(s.arch).to_dict(), "styles": self.names, "loss_net": s.loss_net,
+            "loss_net_weights": self.parts.weights_source,
+            "loss": self.parts.criterion.config.to_dict(), "style_images": [str(p) for p in s.style],
+            "settings": {k: v for k, v in asdict(s).items() if k not in ("resume",)},
+            "precision": "bf16" if self.parts.bf16 else "fp32", "world_size": world,
+        }
+        self.calibration = self._calibration()
+        self.start, self.saved_rng = 0, None
 
-    sampler = StepSampler(len(dataset), s.batch, s.steps, s.seed, start, rank, world)
-    workers = s.workers if s.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
-    model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else net
-    photo = _sample_image(dataset.files, s.size).to(device) if rank == 0 else None
-    base_wall = config.get("wall_seconds_before", 0.0)
-    t0 = time.perf_counter()
+    def _calibration(self) -> StyleCalibration | None:
+        s, n, criterion = self.s, len(self.names), self.parts.criterion
+        if s.structure_target <= 0:
+            return None
+        calibration = StyleCalibration.for_run(criterion, s.steps, s.structure_target, s.style_factor, n)
+        if s.calibration_start is None and s.calibration_end is None:
+            return calibration
+        start = s.calibration_start if s.calibration_start is not None else calibration.start
+        end = s.calibration_end if s.calibration_end is not None else calibration.end
+        return StyleCalibration(criterion, s.structure_target, start, max(1, end - start), s.style_factor,
+                                num_styles=n)
 
-    def state(step: int) -> dict:
-        config["wall_seconds"] = base_wall + time.perf_counter() - t0
+    def resume(self) -> bool:
+        """Load the checkpoint of a ``--resume``d run; False when it has nothing left to do."""
+        s, net, opt, criterion = self.s, self.parts.net, self.parts.opt, self.parts.criterion
+        if s.resume and self.ckpt_path.exists():
+            ckpt = load_checkpoint(self.ckpt_path)
+            check_resume_compatible(ckpt["config"], self.config, self.ckpt_path)
+            load_strictly(net, ckpt["model"], self.ckpt_path, "cannot resume: its weights do not fit this network")
+            opt.load_state_dict(ckpt["optimizer"])
+            if "style_scale" in ckpt:
+                criterion.style_scale.copy_(ckpt["style_scale"])
+            saved = ckpt.get("calibration")
+            if self.calibration is not None and saved:  # the schedule it started with, and where it stood
+                self.calibration = StyleCalibration(criterion, s.structure_target, saved["start"], saved["steps"],
+                                                    self.calibration.style_factor, num_styles=len(self.names))
+                self.calibration.measured = {int(k): float(v) for k, v in saved["measured"].items()}
+            for group in opt.param_groups:  # a --lr given now applies from here on
+                group["lr"] = s.lr
+            self.saved_rng = ckpt["rng"]  # restored once the data loader has drawn its own seed (see loop)
+            self.start = int(ckpt["step"])
+            self.config["wall_seconds_before"] = float(ckpt["config"].get("wall_seconds", 0.0))
+            if self.rank == 0:
+                print(f"resuming {self.ckpt_path} at step {self.start} of {s.steps}", file=sys.stderr)
+        elif s.resume and self.rank == 0:
+            print(f"--resume: no checkpoint in {self.out} yet, starting from step 0", file=sys.stderr)
+        if self.start >= s.steps:
+            if self.rank == 0:
+                print(f"{self.ckpt_path} is already at step {self.start} of {s.steps}: nothing to do", file=sys.stderr)
+            return False
+        return True
+
+    def state(self, step: int, wall: float) -> dict:
+        """What a checkpoint holds after ``step`` steps and ``wall`` seconds of this process."""
+        criterion, calibration, device = self.parts.criterion, self.calibration, self.device
+        self.config["wall_seconds"] = self.config.get("wall_seconds_before", 0.0) + wall
         # The style weight each style trained with (the calibrated one where calibrated).
-        config["style_weights_used"] = dict(zip(names, (criterion.config.style_weight
-                                                        * criterion.style_scale.cpu()).tolist()))
+        self.config["style_weights_used"] = dict(zip(self.names, (criterion.config.style_weight
+                                                                  * criterion.style_scale.cpu()).tolist()))
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         calibrated = None if calibration is None else {
             "start": calibration.start, "steps": calibration.steps,
             "measured": {str(k): v for k, v in calibration.measured.items()}}
-        return {"step": step, "model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng,
-                "style_scale": criterion.style_scale.detach().cpu().clone(), "calibration": calibrated,
-                "config": config}
+        return {"step": step, "model": self.parts.net.state_dict(), "optimizer": self.parts.opt.state_dict(),
+                "rng": rng, "style_scale": criterion.style_scale.detach().cpu().clone(), "calibration": calibrated,
+                "config": self.config}
 
-    def check_finite(values: dict[str, float], step: int) -> None:
+    def check_finite(self, values: dict[str, float], step: int) -> None:
         finite = math.isfinite(values["total"])
-        if world > 1:  # every rank must agree, or rank 0 would step on gradients already poisoned by another
-            flag = torch.tensor([0.0 if finite else 1.0], device=device)
+        if self.world > 1:  # every rank must agree, or rank 0 would step on gradients already poisoned by another
+            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             finite = flag.item() == 0.0
         if not finite:
             raise TrainingDiverged(
                 f"loss became {values['total']} at step {step + 1}; stopped. The last good checkpoint "
-                f"({ckpt_path}) is kept: try a lower --lr or --style-weight")
+                f"({self.ckpt_path}) is kept: try a lower --lr or --style-weight")
 
-    bar = tqdm(total=s.steps, initial=start, disable=not progress or rank != 0, unit="step",
-               dynamic_ncols=True, desc="training")
-    running: dict[str, float] = {}
-    step = start
-    net.train()
-    # Making the loader's iterator draws from the global generator; so the random numbers of the
-    # steps (the colour term's pixel samples, the stability noise) match an uninterrupted run,
-    # a resumed run restores the saved state after that draw.
-    batches = iter(loader)
-    if saved_rng is not None:
-        torch.set_rng_state(saved_rng["torch"])
-        if device.type == "cuda" and saved_rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(saved_rng["cuda"], device)
-    for step, batch in zip(range(start, s.steps), batches):
-        style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
-        values = train_step(model, criterion, opt, batch, style_index, bf16,
-                            check=lambda v, step=step: check_finite(v, step),
-                            stability=(s.stability_weight, s.stability_noise),
-                            calibration=calibration, step=step)
-        for k, v in values.items():  # exponential moving averages for the progress bar
-            running[k] = 0.9 * running.get(k, v) + 0.1 * v
-        if calibration is not None:  # the style weight in use (mean over styles), what it holds
-            running["sw"] = criterion.config.style_weight * float(criterion.style_scale.mean())
-            if calibration.measured:
-                running["kept"] = sum(calibration.measured.values()) / len(calibration.measured)
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
-        done = step + 1
-        if rank == 0 and (done % s.sample_every == 0 or done == s.steps):
-            _write_samples(net, photo, n, out / "samples" / f"step_{done:06d}.png")
-        if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
-            save_checkpoint(state(done), ckpt_path)
-        if rank == 0 and on_step is not None:
-            on_step(done, s.steps, dict(running))
-    bar.close()
-    if world > 1:
-        dist.barrier()
-    if rank == 0 and step + 1 >= s.steps and running:
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in running.items())
-        print(f"done: {s.steps} steps, {time.perf_counter() - t0:.0f} s; losses {summary}; checkpoint {ckpt_path}",
-              file=sys.stderr)
-    return ckpt_path
+    def _batches(self, sampler: StepSampler):
+        s, device = self.s, self.device
+        workers = s.workers if s.workers is not None else (4 if device.type == "cuda" else 0)
+        loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
+        # Making the loader's iterator draws from the global generator; so the random numbers of the
+        # steps (the colour term's pixel samples, the stability noise) match an uninterrupted run,
+        # a resumed run restores the saved state after that draw.
+        batches = iter(loader)
+        if self.saved_rng is not None:
+            torch.set_rng_state(self.saved_rng["torch"])
+            if device.type == "cuda" and self.saved_rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(self.saved_rng["cuda"], device)
+        return batches
 
+    def loop(self, progress: bool, on_step: Callable[[int, int, dict[str, float]], None] | None) -> Path:
+        """Train from :attr:`start` to the last step; samples, checkpoints and ``on_step`` on rank 0."""
+        s, rank, device, n = self.s, self.rank, self.device, len(self.names)
+        net, criterion, calibration = self.parts.net, self.parts.criterion, self.calibration
+        sampler = StepSampler(len(self.dataset), s.batch, s.steps, s.seed, self.start, rank, self.world)
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) \
+            if self.world > 1 else net
+        photo = _sample_image(self.dataset.files, s.size).to(device) if rank == 0 else None
+        t0 = time.perf_counter()
+        bar = tqdm(total=s.steps, initial=self.start, disable=not progress or rank != 0, unit="step",
+                   dynamic_ncols=True, desc="training")
+        running: dict[str, float] = {}
+        step = self.start
+        net.train()
+        for step, batch in zip(range(self.start, s.steps), self._batches(sampler)):
+            style_index = torch.tensor([p % n for p in sampler.positions(step)], device=device)
+            values = train_step(model, criterion, self.parts.opt, batch, style_index, self.parts.bf16,
+                                check=lambda v, step=step: self.check_finite(v, step),
+                                stability=(s.stability_weight, s.stability_noise),
+                                calibration=calibration, step=step)
+            for k, v in values.items():  # exponential moving averages for the progress bar
+                running[k] = 0.9 * running.get(k, v) + 0.1 * v
+            if calibration is not None:  # the style weight in use (mean over styles), what it holds
+                running["sw"] = criterion.config.style_weight * float(criterion.style_scale.mean())
+                if calibration.measured:
+                    running["kept"] = sum(calibration.measured.values()) / len(calibration.measured)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
+            done = step + 1
+            if rank == 0 and (done % s.sample_every == 0 or done == s.steps):
+                _write_samples(net, photo, n, self.out / "samples" / f"step_{done:06d}.png")
+            if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
+                save_checkpoint(self.state(done, time.perf_counter() - t0), self.ckpt_path)
+            if rank == 0 and on_step is not None:
+                on_step(done, s.steps, dict(running))
+        bar.close()
+        if self.world > 1:
+            dist.barrier()
+        if rank == 0 and step + 1 >= s.steps and running:
+            summary = ", ".join(f"{k} {v:.4g}" for k, v in running.items())
+            print(f"done: {s.steps} steps, {time.perf_counter() - t0:.0f} s; losses {summary}; "
+                  f"checkpoint {self.ckpt_path}", file=sys.stderr)
+        return self.ckpt_path

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from models.backbones import Backbone
-from visualize.losses import content_loss, tv_loss
+from models.losses import content_loss, tv_loss
 from visualize.param import PixelImage
 
 Progress = Callable[[int, int], None] | None

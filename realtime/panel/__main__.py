@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 from models.backbones import BACKBONES
-from models.cli import min_int
-from models.malloc import share_arenas
+from models.common.cli import min_int
+from models.common.malloc import share_arenas
 
 
 def build_parser(prog: str = "python -m realtime.panel") -> argparse.ArgumentParser:
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(os.environ["GRADIO_TEMP_DIR"]) / "examples"))
     signal.signal(signal.SIGTERM, _stop)
 
-    from models import zoo
-    from models.paths import STYLES_DIR_ENV, user_styles_dir
+    from models import catalogue
+    from models.common.paths import STYLES_DIR_ENV, user_styles_dir
     from realtime.panel import inputs, train_tab
     from realtime.panel.app import build_app
     from realtime.panel.trainer import Preset
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"stylelens panel on http://{args.host}:{args.port} (Ctrl+C to stop); uploads in {where}", flush=True)
     try:
         app.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb:g}mb",
-                   allowed_paths=[str(zoo.ZOO_DIR)], show_error=False, quiet=True)
+                   allowed_paths=[str(catalogue.SHIPPED_DIR)], show_error=False, quiet=True)
     except OSError as e:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}; choose another --port", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from models import zoo
+from models import catalogue
 from models.backbones import BACKBONES, backbone_layers
 from realtime.panel import methods
 from realtime.panel import inputs
@@ -58,7 +58,7 @@ def build_app(backbone_name: str = "efficientnet_lite0", limits: inputs.Limits |
         inputs.LIMITS = limits
     layers = backbone_layers(backbone_name)
     defaults = methods.DEFAULT_LAYERS[backbone_name]
-    sample, style_example = str(zoo.SAMPLE_PHOTO), str(zoo.ZOO_DIR / "starry_night.jpg")
+    sample, style_example = str(catalogue.SAMPLE_PHOTO), str(catalogue.SHIPPED_DIR / "starry_night.jpg")
     layer_menus: list[tuple[gr.components.Component, str | None]] = []  # follow the network menu
 
     def layer_menu(label: str, key: str | None, **kwargs) -> gr.Dropdown:

@@ -1,6 +1,6 @@
 """What enters the panel: uploads checked at the door, galleries, classes, backbones.
 
-Every user file goes through ``models.images.read_rgb`` (or OpenCV for videos), and
+Every user file goes through ``models.common.images.read_rgb`` (or OpenCV for videos), and
 every problem becomes a ``gr.Error`` with one line naming the file: the page shows the
 message, never a stack trace.
 """
@@ -20,10 +20,10 @@ import gradio as gr
 import numpy as np
 import torch
 
-from models import zoo
+from models import catalogue
 from models.backbones import Backbone, load_backbone
-from models.errors import InputFileError, UserError, first_line
-from models.images import IMAGE_SUFFIXES, center_square, read_rgb, resize_max_side, rgb_to_tensor
+from models.common.errors import InputFileError, UserError, first_line
+from models.common.images import IMAGE_SUFFIXES, center_square, read_rgb, resize_max_side, rgb_to_tensor
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 # Frames taken from one video given as a gallery.
@@ -167,7 +167,7 @@ def sample_gallery() -> list[tuple[np.ndarray, str]]:
     Read once per process (the bundled files do not change); callers must not modify the arrays.
     """
     out = []
-    paths = [zoo.SAMPLE_PHOTO, *sorted(p for p in zoo.ZOO_DIR.glob("*.jpg") if p != zoo.SAMPLE_PHOTO)]
+    paths = [catalogue.SAMPLE_PHOTO, *sorted(p for p in catalogue.SHIPPED_DIR.glob("*.jpg") if p != catalogue.SAMPLE_PHOTO)]
     for p in paths:
         rgb = read_rgb(p)
         h, w = rgb.shape[:2]

@@ -16,9 +16,9 @@ import gradio as gr
 import numpy as np
 import torch
 
-from models.images import center_square, colorize, overlay_heat, resize_max_side, tensor_to_rgb
+from models.common.images import center_square, colorize, overlay_heat, resize_max_side, tensor_to_rgb
 from realtime.panel.inputs import backbone, device, errors_to_page, load_gallery, load_image, parse_class, to_tensor
-from models.blend import check_strength, finish_style
+from models.inference.finish import check_strength, finish_style
 from realtime.panel.styles import blend_percentages, blend_text, model_file, parse_style_blend, style_model, tiles
 
 # Layers each method starts with, per backbone: where the method shows something worth seeing.
@@ -270,7 +270,7 @@ def gatys(backbone_name: str, content, style_files: Sequence | None, blend: str 
           preserve_color: bool = False, scales: int = 1, optimizer: str = "lbfgs", steps: int = 200,
           progress: gr.Progress = gr.Progress()) -> tuple[np.ndarray, str]:
     """Style transfer by optimisation (Gatys et al.), several styles with blend weights."""
-    from visualize.synthesis import style_transfer
+    from visualize.style_transfer import style_transfer
 
     model = backbone(backbone_name)
     if not style_files:

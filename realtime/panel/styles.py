@@ -1,7 +1,7 @@
 """The style models for the fast-style tab: the shipped zoo and the user's own, loaded once each.
 
 The picker shows one tile per style (a multi-style model gives one per style): the painting's
-thumbnail with its name. What is at hand is read from ``models.zoo.catalogue`` at each refresh,
+thumbnail with its name. What is at hand is read from ``models.catalogue`` at each refresh,
 so a style trained from the page appears without a restart.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models import zoo
-from models.errors import UserError
-from models.images import read_rgb, resize_max_side
-from models.onnx_style import OnnxStyleModel, parse_blend
+from models import catalogue
+from models.common.errors import UserError
+from models.common.images import read_rgb, resize_max_side
+from models.inference.onnx_style import OnnxStyleModel, parse_blend
 
 THUMB_SIDE = 160
 
@@ -33,15 +33,15 @@ class StyleTile:
 
 def zoo_models() -> list[str]:
     """Names of the style models at hand (shipped, default first, then the user's)."""
-    return [m["name"] for m in zoo.catalogue()]
+    return [m.name for m in catalogue.entries()]
 
 
 def tiles() -> list[StyleTile]:
     """Every style at hand, shipped first (in the manifest's order), then the user's."""
     found = []
-    for m in zoo.catalogue():
-        for s in m["styles"]:
-            found.append(StyleTile(m["name"], s["name"], str(s["thumb"]) if s["thumb"] else None, len(m["styles"])))
+    for m in catalogue.entries():
+        for s in m.styles:
+            found.append(StyleTile(m.name, s.name, str(s.thumb) if s.thumb else None, len(m.styles)))
     return found
 
 
@@ -65,7 +65,7 @@ def _thumb(model: str, style: str, image: str | None) -> np.ndarray:
             return resize_max_side(read_rgb(image), THUMB_SIDE)
         except UserError:
             pass
-    photo = resize_max_side(read_rgb(zoo.SAMPLE_PHOTO), THUMB_SIDE)
+    photo = resize_max_side(read_rgb(catalogue.SAMPLE_PHOTO), THUMB_SIDE)
     return style_model(model).stylize(photo, style)
 
 
@@ -73,7 +73,7 @@ def _thumb(model: str, style: str, image: str | None) -> np.ndarray:
 def style_model(name: str) -> OnnxStyleModel:
     """A model at hand by name (shipped or the user's); the default for an empty name."""
     try:
-        path = zoo.find_model(name) if name else zoo.model_path()
+        path = catalogue.find_model(name) if name else catalogue.model_path()
     except UserError as e:
         raise ValueError(str(e)) from None
     return OnnxStyleModel(path)
@@ -107,4 +107,4 @@ def blend_percentages(styles: list[str], weights: list[float]) -> str:
 
 def model_file(name: str) -> Path:
     """The ONNX file of a model at hand by name (the default for an empty name)."""
-    return zoo.find_model(name) if name else zoo.model_path()
+    return catalogue.find_model(name) if name else catalogue.model_path()

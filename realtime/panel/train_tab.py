@@ -14,10 +14,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from models import zoo
-from models.errors import UserError
-from models.images import read_rgb
-from models.paths import user_styles_dir
+from models import catalogue
+from models.common.errors import UserError
+from models.common.images import read_rgb
+from models.common.paths import user_styles_dir
 from realtime.panel.inputs import _path, user_errors
 from realtime.panel.trainer import Preset, Status, Trainer
 
@@ -68,7 +68,7 @@ def train_style(painting, name: str, photos, photo) -> Iterator[tuple[str, np.nd
             raise gr.Error("Upload a painting first.")
         files = [p for p in (_path(f) for f in (photos or [])) if p is not None]
         if not files:  # the user's photo, then the bundled one
-            files = [p for p in (_path(photo), zoo.SAMPLE_PHOTO) if p is not None]
+            files = [p for p in (_path(photo), catalogue.SAMPLE_PHOTO) if p is not None]
         status = trainer().start(path, name, files)
     yield progress_html(status), None
     while True:

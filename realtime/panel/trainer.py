@@ -11,7 +11,6 @@ No Gradio here.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import queue as queue_module
@@ -22,9 +21,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.errors import InputFileError, UserError, first_line
-from models.files import atomic_path
-from models.images import read_rgb, resize_max_side, write_rgb
+from models.common.errors import InputFileError, UserError, first_line
+from models.common.files import atomic_path
+from models.common.images import read_rgb, resize_max_side, write_rgb
 
 THUMBNAIL_SIDE = 256
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -67,14 +66,12 @@ class Cancelled(Exception):
 
 def check_name(name: str, styles_dir: Path) -> str:
     """A new style's name: letters, digits, ``_`` and ``-``, not taken by a shipped or user model."""
-    from models import zoo
+    from models import catalogue
 
     name = (name or "").strip()
     if not NAME_PATTERN.match(name):
         raise UserError(f"style name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit")
-    taken = {m["name"] for m in zoo.catalogue(styles_dir)} | {s["name"] for m in zoo.catalogue(styles_dir)
-                                                                for s in m["styles"]}
-    if name in taken:
+    if name in catalogue.taken_names(styles_dir):
         raise UserError(f"a style named {name!r} exists already: choose another name")
     return name
 
@@ -106,7 +103,7 @@ def prepare_run(painting: str | os.PathLike, photos: list[str | os.PathLike], wo
 def install_style(checkpoint: Path, name: str, painting: Path, styles_dir: Path, machine: str = "") -> dict:
     """Export ``checkpoint`` to ONNX (numeric check included) and add it to ``styles_dir`` with
     a thumbnail and a manifest entry; returns the entry. Renames only; the manifest last."""
-    from models import zoo
+    from models import catalogue
     from training.export import export_checkpoint, manifest_entry
 
     styles_dir.mkdir(parents=True, exist_ok=True)
@@ -120,10 +117,7 @@ def install_style(checkpoint: Path, name: str, painting: Path, styles_dir: Path,
     for staged in (onnx_staged, thumb_staged):
         with atomic_path(styles_dir / staged.name) as tmp:
             shutil.copyfile(staged, tmp)
-    manifest = zoo.user_manifest(styles_dir)
-    models = [m for m in manifest["models"] if m.get("name") != name] + [entry]
-    with atomic_path(styles_dir / zoo.USER_MANIFEST) as tmp:
-        tmp.write_text(json.dumps({"models": models}, indent=2) + "\n", encoding="utf-8")
+    catalogue.add_to_manifest(styles_dir, catalogue.new_entry(entry, styles_dir))
     shutil.rmtree(staging, ignore_errors=True)
     return entry
 

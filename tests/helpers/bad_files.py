@@ -125,9 +125,9 @@ def _onnx_model(path: Path, input_shape: list) -> None:
 
 
 def _truncated_model(path: Path) -> None:
-    from models import zoo
+    from models import catalogue
 
-    path.write_bytes(zoo.model_path().read_bytes()[:5000])
+    path.write_bytes(catalogue.model_path().read_bytes()[:5000])
 
 
 MODEL_CASES: dict[str, tuple[Callable[[Path], Path], str | None]] = {

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from realtime.panel import browser as web
+from tests.helpers import web
 
 
 def chromium(tmp_path_factory, *extra_args: str) -> Iterator:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models import machine
-from models.errors import InputFileError, UserError, first_line
-from models.onnx_style import OnnxStyleModel
-from models.paths import user_cache_dir
+from models.common import machine
+from models.common.errors import InputFileError, UserError, first_line
+from models.inference.onnx_style import OnnxStyleModel
+from models.common.paths import user_cache_dir
 
 BACKENDS = ("onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)

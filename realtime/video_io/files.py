@@ -1,12 +1,5 @@
-"""Video files in and out through PyAV (FFmpeg): timestamps, sound, rotation and size kept.
-
-OpenCV's file writer drops the sound, writes one constant frame rate and, in its wheel,
-only MPEG-4 Part 2 in .mp4, which browsers do not play. Here a file source gives each
-frame with its presentation time, and a file sink writes it at that time (variable frame
-rate survives), copies the sound of the input (re-encoding it only where the container
-cannot hold its codec), and writes H.264 in yuv420p by default, playable in browsers.
-Cameras and windows stay with OpenCV (:mod:`realtime.sources`, :mod:`realtime.sinks`).
-"""
+"""Reading and writing video files with PyAV: :class:`VideoFileSource` and :class:`VideoFileSink`
+(see :mod:`realtime.video_io`)."""
 
 from __future__ import annotations
 
@@ -19,124 +12,17 @@ from pathlib import Path
 
 import av
 import cv2
-from av.video.reformatter import Interpolation
 import numpy as np
 
-from models.errors import InputFileError, UserError, first_line
-from realtime.sinks import Sink
-from realtime.sources import Source
-
-# --codec name -> FFmpeg encoders to try, best first
-CODECS: dict[str, tuple[str, ...]] = {
-    "h264": ("libx264",),
-    "vp9": ("libvpx-vp9",),
-    "av1": ("libsvtav1", "libaom-av1"),
-    "ffv1": ("ffv1",),
-    "mjpeg": ("mjpeg",),
-}
-CONTAINER_FORMAT = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
-DEFAULT_CODEC = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".mkv": "h264", ".webm": "vp9", ".avi": "mjpeg"}
-PIXEL_FORMAT = {"h264": "yuv420p", "vp9": "yuv420p", "av1": "yuv420p", "ffv1": "bgr0", "mjpeg": "yuvj420p"}
-ENCODER_OPTIONS = {  # quality close to the input, at a speed that keeps up with the effects on a CPU
-    "libx264": {"crf": "18", "preset": "veryfast"},
-    "libvpx-vp9": {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"},
-    "libsvtav1": {"crf": "32", "preset": "10"},
-    "libaom-av1": {"crf": "32", "cpu-used": "8"},
-    "mjpeg": {"q:v": "3"},
-}
-# swscale's defaults darken and tint each RGB <-> YUV round trip (about -2.5 levels, greenish);
-# exact rounding and full chroma interpolation keep a round trip unbiased.
-CONVERT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-LIVE_TIME_BASE = Fraction(1, 90_000)  # for sources without their own time base (cameras, folders, the demo)
-BT709 = 1  # AVColorSpace of HD video; others (BT.601, unspecified) convert as BT.601, like FFmpeg
-
-
-def _bgr_to_yuv(kr: float, kb: float, full: bool) -> np.ndarray:
-    """The 3x4 matrix from B, G, R (0-255) to Y, Cb, Cr of the given luma weights and range."""
-    kg = 1 - kr - kb
-    rgb = np.array([[kr, kg, kb],
-                    [-kr / (2 - 2 * kb), -kg / (2 - 2 * kb), 0.5],
-                    [0.5, -kg / (2 - 2 * kr), -kb / (2 - 2 * kr)]])
-    if not full:
-        rgb = rgb * np.array([[219], [224], [224]]) / 255
-    offset = np.array([[0.0 if full else 16.0], [128.0], [128.0]])
-    return np.hstack([rgb[:, ::-1], offset]).astype(np.float32)
-
-
-def _inverse(m: np.ndarray) -> np.ndarray:
-    inv = np.linalg.inv(m[:, :3].astype(np.float64))
-    return np.hstack([inv, -inv @ m[:, 3:]]).astype(np.float32)
-
-
-ENCODE = {full: _bgr_to_yuv(0.299, 0.114, full) for full in (False, True)}  # written as BT.601
-DECODE = {(cs, full): _inverse(_bgr_to_yuv(*((0.2126, 0.0722) if cs == BT709 else (0.299, 0.114)), full))
-          for cs in (BT709, 0) for full in (False, True)}
-
-
-def bgr_to_yuv420p(image: np.ndarray, full_range: bool = False) -> av.VideoFrame:
-    """A BGR image of even sides as a BT.601 4:2:0 frame, each chroma sample the mean of 2x2 pixels.
-
-    In OpenCV: 2-3x quicker than swscale's accurate mode, which took longer than the encoder
-    (OpenCV's own BGR2YUV_I420 keeps one chroma sample of four).
-    """
-    h, w = image.shape[:2]
-    y, cb, cr = cv2.split(cv2.transform(image, ENCODE[full_range]))
-    half = (w // 2, h // 2)
-    cb, cr = (cv2.resize(c, half, interpolation=cv2.INTER_AREA) for c in (cb, cr))
-    planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()]).reshape(h * 3 // 2, w)
-    return av.VideoFrame.from_ndarray(planes, format="yuvj420p" if full_range else "yuv420p")
-
-
-def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as BGR uint8: 8-bit 4:2:0 of even sides here, with its own matrix and range
-    (2-3x quicker than swscale's accurate mode); anything else through swscale."""
-    h, w = frame.height, frame.width
-    name = frame.format.name
-    if name not in ("yuv420p", "yuvj420p") or h % 2 or w % 2:
-        return frame.to_ndarray(format="bgr24", interpolation=CONVERT, src_color_range=frame.color_range or None)
-    planes = frame.to_ndarray(format=name)  # Y rows, then U and V packed into rows of w
-    y = planes[:h]
-    u = planes[h:h + h // 4].reshape(h // 2, w // 2)
-    v = planes[h + h // 4:].reshape(h // 2, w // 2)
-    u, v = (cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in (u, v))
-    full = name == "yuvj420p" or frame.color_range == 2
-    return cv2.transform(cv2.merge([y, u, v]), DECODE[(BT709 if frame.colorspace == BT709 else 0, full)])
-
-
-def available_codecs() -> list[str]:
-    """The --codec names this PyAV wheel can encode."""
-    return [name for name in CODECS if encoder_for(name) is not None]
-
-
-def encoder_for(codec: str) -> str | None:
-    """The first FFmpeg encoder of ``codec`` that this PyAV wheel has, or None."""
-    for encoder in CODECS.get(codec, ()):
-        try:
-            av.Codec(encoder, "w")
-            return encoder
-        except Exception:
-            continue
-    return None
-
+from models.common.errors import InputFileError, UserError, first_line
+from realtime.frames import Sink, Source
+from realtime.video_io.codecs import (CODECS, CONTAINER_FORMAT, DEFAULT_CODEC, ENCODER_OPTIONS, PIXEL_FORMAT,
+                                      available_codecs, encoder_for)
+from realtime.video_io.convert import LIVE_TIME_BASE, bgr_to_yuv420p, frame_to_bgr, letterbox
 
 def _origin(container: av.container.InputContainer) -> float:
     """The container's start time in seconds: output times count from it, for video and sound alike."""
     return container.start_time / av.time_base if container.start_time is not None else 0.0
-
-
-def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` scaled to fit ``size`` (w, h) with its aspect kept, centred on black."""
-    w, h = size
-    ih, iw = image.shape[:2]
-    if (iw, ih) == (w, h):
-        return image
-    scale = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
-    scaled = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    out = np.zeros((h, w, 3), np.uint8)
-    x, y = (w - nw) // 2, (h - nh) // 2
-    out[y:y + nh, x:x + nw] = scaled
-    return out
 
 
 class VideoFileSource(Source):

@@ -1,8 +1,8 @@
-"""Perceptual losses in one place: content, Gram-matrix style and total variation.
+"""Perceptual losses in one place: each backbone's loss layers, and the terms (content, Gram-matrix
+style, colour distribution, tone, total variation).
 
-Shared by the optimisation methods here (texture synthesis, Gatys style transfer,
-feature inversion) and by fast style training (``training.losses``), which sits a
-layer above. Each term is normalised by the size of its target (the squared norm of
+Shared by the optimisation methods (``visualize``: texture synthesis, Gatys style transfer,
+feature inversion) and by fast style training (``training.losses``), both a layer above. Each term is normalised by the size of its target (the squared norm of
 the target feature or Gram), so one set of weights serves every layer and backbone.
 Grams and losses are computed in fp32 even when the network runs in bf16.
 """
@@ -10,9 +10,56 @@ Grams and losses are computed in fp32 even when the network runs in bf16.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LossLayers:
+    """Which layers of one backbone carry its style and content, for every method that uses them.
+
+    ``style`` maps each style layer to its weight in fast style training (per-image optimisation
+    weighs them equally); ``content`` holds the content layers of training, shallow to deep;
+    per-image optimisation matches ``deep_content`` (default: the deepest content layer), where a
+    result may move further from the photo's pixels.
+    """
+
+    style: Mapping[str, float]
+    content: tuple[str, ...]
+    deep_content: str | None = None
+
+    @property
+    def style_layers(self) -> tuple[str, ...]:
+        return tuple(self.style)
+
+    @property
+    def optimisation_content(self) -> str:
+        return self.deep_content or self.content[-1]
+
+
+_GATYS_VGG19 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# The loss layers of each backbone, written once. efficientnet_lite0 (measured, shared notes): the
+# outputs of the blocks, signed; content at block2 and block4 together keeps faces in training
+# (block4 alone distorts them), block4 alone serves per-image optimisation. VGG16: Johnson et al.
+# 2016 (style relu1_2, relu2_2, relu3_3, relu4_3; content relu2_2). VGG19: Gatys et al. 2016.
+LOSS_LAYERS: dict[str, LossLayers] = {
+    "efficientnet_lite0": LossLayers(style={"stem": 0.2, "block0": 0.2, "block2": 1.0, "block4": 1.0, "block7": 1.0},
+                                     content=("block2", "block4")),
+    "vgg16": LossLayers(style={"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0},
+                        content=("relu2_2",), deep_content="relu4_2"),
+    "vgg19": LossLayers(style=dict.fromkeys(_GATYS_VGG19, 1.0), content=("relu2_2",), deep_content="relu4_2"),
+}
+
+
+def loss_layers(backbone: str) -> LossLayers:
+    """The loss layers of ``backbone``, or a ValueError naming the known backbones."""
+    try:
+        return LOSS_LAYERS[backbone]
+    except KeyError:
+        raise ValueError(f"no loss layers for backbone {backbone!r}; known: {sorted(LOSS_LAYERS)}") from None
 
 
 def gram(feat: torch.Tensor) -> torch.Tensor:

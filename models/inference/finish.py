@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.errors import UserError
+from models.common.errors import UserError
 
 # RGB -> YIQ (NTSC): Y is the luminance, I and Q the colour; the Gatys tab uses the same space.
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],

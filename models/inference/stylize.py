@@ -6,11 +6,11 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from models.blend import check_strength, finish_style
-from models.errors import InputFileError, NotEnoughMemoryError, UserError
-from models.images import IMAGE_SUFFIXES, check_image_suffix, read_rgb, resize_max_side, write_rgb
-from models.onnx_style import OnnxStyleModel, parse_blend
-from models.tiles import TILE
+from models.inference.finish import check_strength, finish_style
+from models.common.errors import InputFileError, NotEnoughMemoryError, UserError
+from models.common.images import IMAGE_SUFFIXES, check_image_suffix, read_rgb, resize_max_side, write_rgb
+from models.inference.onnx_style import OnnxStyleModel, parse_blend
+from models.inference.tiles import TILE
 
 
 def stylize_file(model: str | os.PathLike, image: str | os.PathLike, out: str | os.PathLike,
@@ -20,7 +20,7 @@ def stylize_file(model: str | os.PathLike, image: str | os.PathLike, out: str | 
     """Read ``image``, stylise it with ``model`` (in tiles when larger than ``tile``) and write ``out``.
 
     ``strength`` mixes the result with the photo, ``preserve_color`` keeps the photo's colours
-    (:func:`models.blend.finish_style`)."""
+    (:func:`models.inference.finish.finish_style`)."""
     check_image_suffix(out)
     check_strength(strength)
     m = OnnxStyleModel(model, providers=providers)

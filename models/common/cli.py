@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from models.errors import UserError
+from models.common.errors import UserError
 
 
 def min_int(low: int) -> Callable[[str], int]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from models.errors import InputFileError
+from models.common.errors import InputFileError
 
 
 def _pid_alive(pid: int) -> bool:

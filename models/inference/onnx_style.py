@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import InputFileError, NotEnoughMemoryError, UserError, first_line
-from models.images import nchw_to_rgb, rgb_to_nchw
-from models.tiles import MARGIN, OVERLAP, STATS_SIDE, TILE, stylize_tiled
+from models.common.errors import InputFileError, NotEnoughMemoryError, UserError, first_line
+from models.common.images import nchw_to_rgb, rgb_to_nchw
+from models.inference.tiles import MARGIN, OVERLAP, STATS_SIDE, TILE, stylize_tiled
 
 # Metadata keys written by training.export and read here.
 META_FORMAT = "stylelens.format"
@@ -218,9 +218,9 @@ class OnnxStyleModel:
 
     def _stylize_tiled(self, rgb: np.ndarray, weights: np.ndarray | None, tile: int) -> np.ndarray:
         """Tiles normalised alike: instance-norm statistics taken once on a copy of ``rgb`` shrunk
-        to ``STATS_SIDE`` pixels (``tile`` if larger), then every tile run with them (:mod:`models.onnx_norms`, :mod:`models.tiles`)."""
-        from models import onnx_norms
-        from models.images import resize_max_side
+        to ``STATS_SIDE`` pixels (``tile`` if larger), then every tile run with them (:mod:`models.inference.onnx_norms`, :mod:`models.inference.tiles`)."""
+        from models.inference import onnx_norms
+        from models.common.images import resize_max_side
 
         # The statistics graph runs once and goes with its memory arena before the tiles start.
         graph, stats_session = self._derived_session(onnx_norms.with_norm_statistics)

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from models.errors import InputFileError, first_line
-from models.files import atomic_path
+from models.common.errors import InputFileError, first_line
+from models.common.files import atomic_path
 
 if TYPE_CHECKING:
     import torch

@@ -13,8 +13,8 @@ The weight of a tile is the product of its row and column weights, so the normal
 separable and no full-size weight buffer is needed.
 
 This module only cuts and blends: ``run`` must normalise every tile alike.
-``models.onnx_style`` runs the tiles with instance-norm statistics taken once from a copy of
-the whole image (``models.onnx_norms``); normalised by themselves, neighbouring tiles of a
+``models.inference.onnx_style`` runs the tiles with instance-norm statistics taken once from a copy of
+the whole image (``models.inference.onnx_norms``); normalised by themselves, neighbouring tiles of a
 photo disagreed by 25-38 grey levels where they overlap, against 4-5 with shared statistics.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.images import nchw_to_rgb, rgb_to_nchw
+from models.common.images import nchw_to_rgb, rgb_to_nchw
 
 TILE = 512  # side of a tile, in pixels
 STATS_SIDE = 1024  # longer side of the copy whose instance-norm statistics every tile uses

@@ -24,11 +24,9 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from models import vgg16_offline
+from models.layers import BACKBONES, VGG_BLOCKS, vgg_layer_names
 from models.common.errors import InputFileError, WeightsUnavailableError, first_line, load_strictly
 
-BACKBONES = ("efficientnet_lite0", "vgg16", "vgg19")
-# Names of VGG's layers in torchvision's ``features`` order, per block size.
-_VGG_BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
 
 class Backbone(nn.Module):
@@ -117,27 +115,6 @@ class Backbone(nn.Module):
         return self.classify(x)
 
 
-def backbone_layers(name: str) -> list[str]:
-    """The layer names of a backbone, without building it or loading weights (for menus)."""
-    if name == "efficientnet_lite0":
-        from models.efficientnet_lite import BLOCK_ARGS
-
-        blocks = sum(repeats for *_, repeats in BLOCK_ARGS)
-        return ["stem", *(f"block{i}" for i in range(blocks)), "head"]
-    if name in _VGG_BLOCKS:
-        return _vgg_layer_names(name)
-    raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
-
-
-def _vgg_layer_names(name: str) -> list[str]:
-    names = []
-    for block, convs in enumerate(_VGG_BLOCKS[name], start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return names
-
-
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names (torchvision's metadata, no download)."""
     from torchvision.models import VGG16_Weights
@@ -218,7 +195,7 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
             classifier = None
         else:
             _strict_load(net, sd, weights or cache)
-    names = _vgg_layer_names(name)
+    names = vgg_layer_names(name)
     stages = list(zip(names, net.features, strict=True))
     return Backbone(name, stages, classifier, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                     categories=enum.meta["categories"], cam_layer=names[-2], weights_source=source)
@@ -234,7 +211,7 @@ def load_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike |
     """
     if name == "efficientnet_lite0":
         bb = _efficientnet_lite0(weights, pretrained)
-    elif name in _VGG_BLOCKS:
+    elif name in VGG_BLOCKS:
         bb = _vgg(name, weights, pretrained)
     else:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")

@@ -17,17 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.common.errors import first_line
+from models.layers import BLOCK_ARGS
 
 # (kernel, stride, expansion, out channels, repeats) per stage: EfficientNet-B0, unscaled.
-BLOCK_ARGS = [
-    (3, 1, 1, 16, 1),
-    (3, 2, 6, 24, 2),
-    (5, 2, 6, 40, 2),
-    (3, 2, 6, 80, 3),
-    (5, 1, 6, 112, 3),
-    (5, 2, 6, 192, 4),
-    (3, 1, 6, 320, 1),
-]
 BN_EPS = 1e-3
 
 

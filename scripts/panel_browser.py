@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import catalogue  # noqa: E402
-from realtime.panel import browser as web  # noqa: E402
+from tests.helpers import web  # noqa: E402
 from tests.helpers.panel_server import panel_process  # noqa: E402
 
 

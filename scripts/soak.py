@@ -148,6 +148,7 @@ def panel_soak(requests: int, bad_every: int, warmup: int, log=print) -> dict:
     """Serve the panel and send ``requests`` requests in a row; returns the figures."""
     import shutil
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' panel helpers
     from tests.helpers.panel_server import PanelStartError, panel_process
 
     work = Path(tempfile.mkdtemp(prefix="stylelens-soak-"))

@@ -27,13 +27,13 @@ SIDE = 64  # enough for VGG's pool5 and EfficientNet's head, small enough for 2 
 
 def _deep(model: Backbone) -> str:
     """A deep spatial layer that ends in an activation (where the unit methods look)."""
-    from realtime.panel.methods import DEFAULT_LAYERS
+    from realtime.panel.widgets import DEFAULT_LAYERS
 
     return DEFAULT_LAYERS[model.name]["unit"]
 
 
 def _conv(model: Backbone) -> str:
-    from realtime.panel.methods import DEFAULT_LAYERS
+    from realtime.panel.widgets import DEFAULT_LAYERS
 
     return DEFAULT_LAYERS[model.name]["filters"]
 
@@ -154,17 +154,18 @@ def test_the_tables_cover_everything():
 
     import visualize
     from realtime.effects import EFFECTS, SaliencyEffect
-    from realtime.panel import app
+    from realtime.panel import tabs as panel_tabs
 
-    helpers = {"__init__", "losses", "param", "transforms"}  # no method of their own
+    helpers = {"__init__", "optimise", "param", "transforms"}  # no method of their own
     method_modules = {p.stem for p in Path(visualize.__file__).parent.glob("*.py")} - helpers
     runners = "".join(inspect.getsource(fn) for fn in METHODS.values())
     assert {m for m in method_modules if f"visualize.{m} import" in runners} == method_modules
     assert {n for n, _ in LIVE} == set(EFFECTS) - {"none", "style"}
     assert {mode for n, mode in LIVE if n == "saliency"} == set(SaliencyEffect.modes)
-    tabs = set(re.findall(r"methods\.(\w+), \[", Path(app.__file__).read_text()))
-    fast_style = {"fast_style", "fast_style_video", "stream_style", "pick_style", "blend_sliders"}  # no backbone there
-    assert tabs - fast_style == set(PANEL_TABS)
+    sources = "".join(p.read_text() for p in Path(panel_tabs.__file__).parent.glob("*.py"))
+    tabs = set(re.findall(r"self\.(\w+), \[", sources))
+    no_backbone = {"fast_style", "fast_style_video", "stream_style", "pick_style", "blend_sliders", "train_style"}
+    assert tabs - no_backbone == set(PANEL_TABS)
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -193,38 +194,42 @@ def test_every_live_effect_on_every_backbone(random_backbone, monkeypatch, effec
 
 @pytest.mark.parametrize("tab", PANEL_TABS)
 def test_every_panel_tab_on_every_backbone(random_backbone, monkeypatch, tmp_path, tab):
-    from realtime.panel import methods
+    from realtime.panel.tabs import attribution, base, features, optimisation, synthesis
+    from realtime.panel.widgets import DEFAULT_LAYERS
 
-    monkeypatch.setattr(methods, "backbone", lambda name: random_backbone)
-    monkeypatch.setattr(methods, "CLASSIFY_SIDE", SIDE)
-    real_gallery = methods.load_gallery
+    monkeypatch.setattr(base, "backbone", lambda name: random_backbone)
+    monkeypatch.setattr(base, "CLASSIFY_SIDE", SIDE)
+    real_gallery = features.load_gallery
     # the patches tab's 224 px squares, smaller (the neighbours tab's query is fixed at 160 px)
-    monkeypatch.setattr(methods, "load_gallery", lambda files, size: real_gallery(files, SIDE if size == 224 else size))
+    monkeypatch.setattr(features, "load_gallery",
+                        lambda files, size, limits: real_gallery(files, SIDE if size == 224 else size, limits))
+    f, a, o, y = (features.FeaturesTab(), attribution.AttributionTab(), optimisation.OptimisationTab(),
+                  synthesis.SynthesisTab())
     rng = np.random.default_rng(0)
     files = [str(write_bgr(tmp_path / f"p{i}.png", (rng.random((40, 56, 3)) * 255).astype(np.uint8)))
              for i in range(3)]
-    name, img, layers = random_backbone.name, files[0], methods.DEFAULT_LAYERS[random_backbone.name]
+    name, img, layers = random_backbone.name, files[0], DEFAULT_LAYERS[random_backbone.name]
     calls = {
-        "filters": lambda: methods.filters(name, layers["filters"]),
-        "neighbours": lambda: methods.neighbours(name, img, files, k=2, progress=None),
-        "tsne": lambda: methods.tsne(name, files, progress=None),
-        "patches": lambda: methods.patches(name, files, layers["patches"], 0, k=2, progress=None),
-        "occlusion": lambda: methods.occlusion(name, img, size=32, stride=32, progress=None),
-        "saliency": lambda: methods.saliency(name, img, smooth_samples=1),
-        "guided": lambda: methods.guided(name, img, layer=layers["unit"], channel=0),
-        "class_visualization": lambda: methods.class_visualization(name, "1", steps=2, size=SIDE, progress=None),
-        "fooling": lambda: methods.fooling(name, img, "1", max_steps=2, progress=None),
-        "inversion": lambda: methods.inversion(name, img, layers["inversion"][:2], steps=2, progress=None),
-        "deepdream": lambda: methods.deepdream(name, img, layers["deepdream"], octaves=1, steps=1, max_side=SIDE,
-                                               progress=None),
-        "texture": lambda: methods.texture(name, img, [], size=SIDE, steps=2, progress=None),
-        "gatys": lambda: methods.gatys(name, img, [files[1]], size=SIDE, steps=2, progress=None),
+        "filters": lambda: f.filters(name, layers["filters"]),
+        "neighbours": lambda: f.neighbours(name, img, files, k=2, progress=None),
+        "tsne": lambda: f.tsne(name, files, progress=None),
+        "patches": lambda: f.patches(name, files, layers["patches"], 0, k=2, progress=None),
+        "occlusion": lambda: a.occlusion(name, img, size=32, stride=32, progress=None),
+        "saliency": lambda: a.saliency(name, img, smooth_samples=1),
+        "guided": lambda: a.guided(name, img, layer=layers["unit"], channel=0),
+        "class_visualization": lambda: o.class_visualization(name, "1", steps=2, size=SIDE, progress=None),
+        "fooling": lambda: o.fooling(name, img, "1", max_steps=2, progress=None),
+        "inversion": lambda: o.inversion(name, img, layers["inversion"][:2], steps=2, progress=None),
+        "deepdream": lambda: y.deepdream(name, img, layers["deepdream"], octaves=1, steps=1, max_side=SIDE,
+                                         progress=None),
+        "texture": lambda: y.texture(name, img, [], size=SIDE, steps=2, progress=None),
+        "gatys": lambda: y.gatys(name, img, [files[1]], size=SIDE, steps=2, progress=None),
     }
     out = calls[tab]()
     assert out is not None
     if tab == "guided":
         assert "Grad-CAM" in out[-1]
-        assert methods.guided(name, img)[0].shape[-1] == 3  # the class, not a unit
+        assert a.guided(name, img)[0].shape[-1] == 3  # the class, not a unit
 
 
 # The --weights path: a random VGG state dict saved to a file, used by the real CLIs.

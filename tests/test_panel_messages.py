@@ -7,7 +7,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from realtime.panel import methods
+from realtime.panel.tabs.attribution import AttributionTab
+from realtime.panel.tabs.fast_style import FastStyleTab
+from realtime.panel.tabs.features import FeaturesTab
 from realtime.panel.inputs import as_user_sees
 from tests.conftest import write_bgr
 from tests.helpers.bad_files import png_bomb
@@ -30,7 +32,7 @@ def _upload(root, name: str):
 def test_a_70_megapixel_upload_is_named_by_its_own_name(uploads):
     path = png_bomb(_upload(uploads, "holiday 2024.png"), w=10240, h=6836)  # 70 MP in its header, 70 kB
     with pytest.raises(gr.Error) as err:
-        methods.saliency("efficientnet_lite0", str(path))
+        AttributionTab().saliency("efficientnet_lite0", str(path))
     message = str(err.value.message)
     assert message.startswith("holiday 2024.png: image is too large (70 megapixels"), message
     assert str(uploads) not in message and "3f9c0a1b" not in message
@@ -39,9 +41,9 @@ def test_a_70_megapixel_upload_is_named_by_its_own_name(uploads):
 def test_every_handler_message_about_an_upload_names_the_file_only(uploads):
     fake = _upload(uploads, "notes.jpg")
     fake.write_text("this is not an image")
-    for call in (lambda: methods.occlusion("efficientnet_lite0", str(fake)),
-                 lambda: methods.fast_style(str(fake), _style()),
-                 lambda: methods.tsne("efficientnet_lite0", [str(fake)] * 3, progress=None)):
+    for call in (lambda: AttributionTab().occlusion("efficientnet_lite0", str(fake)),
+                 lambda: FastStyleTab().fast_style(str(fake), _style()),
+                 lambda: FeaturesTab().tsne("efficientnet_lite0", [str(fake)] * 3, progress=None)):
         with pytest.raises(gr.Error) as err:
             call()
         assert str(err.value.message).startswith("notes.jpg: "), err.value.message
@@ -65,5 +67,5 @@ def test_paths_outside_the_upload_folder_are_left_whole(uploads, tmp_path):
 def test_occlusion_tab_refuses_a_stride_larger_than_the_square(tmp_path, size, stride):
     img = write_bgr(tmp_path / "cat.png", (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8))
     with pytest.raises(gr.Error, match=f"stride {stride} is larger than the square size {size}") as err:
-        methods.occlusion("efficientnet_lite0", str(img), size=size, stride=stride, progress=None)
+        AttributionTab().occlusion("efficientnet_lite0", str(img), size=size, stride=stride, progress=None)
     assert "\n" not in err.value.message

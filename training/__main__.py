@@ -13,7 +13,7 @@ from models.common.cli import exit_code_of, min_int
 from models.common.errors import UserError
 
 ARCH_CHOICES = ("johnson", "c32", "lite", "tiny")  # models.style_net.ARCHS, without importing torch here
-LOSS_NETS = ("efficientnet_lite0", "vgg16", "vgg19")  # models.backbones.BACKBONES
+from models.layers import BACKBONES as LOSS_NETS
 
 EPILOG = """examples:
   python -m training train --style starry.jpg --data photos/ --out runs/starry --arch lite --steps 2000

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from models.backbones import BACKBONES
+from models.layers import BACKBONES
 from models.common.cli import min_int
 from models.common.malloc import share_arenas
 
@@ -64,16 +64,16 @@ def run(args: argparse.Namespace) -> int:
 
     from models import catalogue
     from models.common.paths import STYLES_DIR_ENV, user_styles_dir
-    from realtime.panel import inputs, train_tab
     from realtime.panel.app import build_app
+    from realtime.panel.context import Limits, PanelContext
     from realtime.panel.trainer import Preset
 
     if args.styles_dir:  # one folder for the page, its training worker and what they start
         os.environ[STYLES_DIR_ENV] = str(Path(args.styles_dir).expanduser().absolute())
-    train_tab.configure(user_styles_dir(), Preset(steps=args.train_steps, size=args.train_size,
-                                                  sample_every=max(1, min(100, args.train_steps // 10))))
-
-    app = build_app(args.backbone, inputs.Limits(max_upload_mb=args.max_upload_mb, max_side=args.max_side))
+    ctx = PanelContext(Limits(max_upload_mb=args.max_upload_mb, max_side=args.max_side), user_styles_dir(),
+                       Preset(steps=args.train_steps, size=args.train_size,
+                              sample_every=max(1, min(100, args.train_steps // 10))))
+    app = build_app(args.backbone, ctx)
     app.queue(max_size=args.queue_size, default_concurrency_limit=2)
     print(f"stylelens panel on http://{args.host}:{args.port} (Ctrl+C to stop); uploads in {where}", flush=True)
     try:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}; choose another --port", file=sys.stderr)
         return 2
     finally:
-        train_tab.trainer().cancel(timeout=5)  # a training in progress ends with the server
+        ctx.trainer().cancel(timeout=5)  # a training in progress ends with the server
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -12,61 +12,26 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import cv2
 import gradio as gr
 import numpy as np
-import torch
 
 from models import catalogue
-from models.backbones import Backbone, load_backbone
 from models.common.errors import InputFileError, UserError, first_line
 from models.common.images import IMAGE_SUFFIXES, center_square, read_rgb, resize_max_side, rgb_to_tensor
+from realtime.panel.context import Limits
+
+if TYPE_CHECKING:
+    import torch
+
+    from models.backbones import Backbone
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 # Frames taken from one video given as a gallery.
 VIDEO_FRAMES = 24
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the panel accepts: upload size (enforced by Gradio) and image resolution."""
-
-    max_upload_mb: float = 20.0
-    max_side: int = 1024
-    max_gallery: int = 64
-
-
-LIMITS = Limits()
-
-
-def upload_image(label: str, **kwargs) -> gr.Image:
-    """An image input that hands the handler the uploaded file's path, checked by ``load_image``.
-
-    Gradio opens uploads with PIL before the event runs; a text file named .jpg or a
-    decompression bomb would otherwise surface as a bare exception. The component's own
-    ``preprocess`` is wrapped so those become one clear line in the page. (A subclass would
-    do the same, but Gradio writes a .pyi stub beside the module of every Component subclass.)
-    """
-    image = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], **kwargs)
-    preprocess = image.preprocess
-
-    def checked_preprocess(payload):
-        try:
-            return preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as e:  # PIL's UnidentifiedImageError, DecompressionBombError, OSError...
-            name = getattr(payload, "orig_name", None) or "the upload"
-            if type(e).__name__ == "DecompressionBombError":
-                raise gr.Error(f"{name}: image is too large ({first_line(e).split(' exceeds')[0]})") from None
-            detail = first_line(e).replace(f"'{getattr(payload, 'path', '')}'", "").strip()
-            raise gr.Error(f"{name}: not a readable image ({type(e).__name__}: {detail})") from None
-
-    image.preprocess = checked_preprocess
-    return image
 
 
 def _upload_folders() -> list[str]:
@@ -97,8 +62,12 @@ def user_errors() -> Iterator[None]:
         raise gr.Error(shown) from None
     except (UserError, ValueError) as e:
         raise gr.Error(as_user_sees(first_line(e, limit=1000))[:300]) from None  # the path is cut first
-    except torch.OutOfMemoryError:
+    except MemoryError:
         raise gr.Error("out of memory: try a smaller size or fewer steps") from None
+    except Exception as e:  # torch.OutOfMemoryError, without importing torch for pages that do not use it
+        if type(e).__name__ == "OutOfMemoryError":
+            raise gr.Error("out of memory: try a smaller size or fewer steps") from None
+        raise
 
 
 def errors_to_page(fn: Callable) -> Callable:
@@ -109,7 +78,7 @@ def errors_to_page(fn: Callable) -> Callable:
     return wrapper
 
 
-def _path(file) -> Path | None:
+def upload_path(file) -> Path | None:
     if file is None:
         return None
     if isinstance(file, (str, os.PathLike)):
@@ -117,20 +86,20 @@ def _path(file) -> Path | None:
     return Path(getattr(file, "name", None) or getattr(file, "path"))
 
 
-def load_image(file, what: str = "an image", max_side: int | None = None) -> np.ndarray:
-    """An uploaded image as RGB uint8, shrunk to the panel's resolution cap."""
-    path = _path(file)
+def load_image(file, what: str = "an image", max_side: int | None = None, limits: Limits = Limits()) -> np.ndarray:
+    """An uploaded image as RGB uint8, shrunk to the page's resolution cap (``limits``)."""
+    path = upload_path(file)
     if path is None:
         raise gr.Error(f"Upload {what} first.")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         raise gr.Error(f"{path.name}: a video; this input takes an image ({', '.join(IMAGE_SUFFIXES)})")
     rgb = read_rgb(path)
-    return resize_max_side(rgb, min(max_side or LIMITS.max_side, LIMITS.max_side))
+    return resize_max_side(rgb, min(max_side or limits.max_side, limits.max_side))
 
 
 def video_path(file) -> Path:
     """An uploaded video's path, checked for a video suffix (its content is checked when it is opened)."""
-    path = _path(file)
+    path = upload_path(file)
     if path is None:
         raise gr.Error("Upload a video first.")
     if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -178,7 +147,8 @@ def sample_gallery() -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def load_gallery(files: Sequence | None, size: int) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:
+def load_gallery(files: Sequence | None, size: int, limits: Limits = Limits()
+                 ) -> tuple["torch.Tensor", list[np.ndarray], list[str]]:
     """Images and video frames as one (N, 3, size, size) batch of centred squares.
 
     Returns the batch, the squares as RGB uint8 (for display) and a caption for each.
@@ -188,26 +158,32 @@ def load_gallery(files: Sequence | None, size: int) -> tuple[torch.Tensor, list[
     if not files:
         items = sample_gallery()
     for f in files or []:
-        path = _path(f)
+        path = upload_path(f)
         if path.suffix.lower() in VIDEO_SUFFIXES:
             frames = _video_frames(path, VIDEO_FRAMES)
             items += [(fr, f"{path.name} frame {i}") for i, fr in enumerate(frames)]
         else:
             items.append((read_rgb(path), path.name))
-    if len(items) > LIMITS.max_gallery:
-        raise gr.Error(f"{len(items)} gallery images; the panel takes at most {LIMITS.max_gallery}")
+    if len(items) > limits.max_gallery:
+        raise gr.Error(f"{len(items)} gallery images; the panel takes at most {limits.max_gallery}")
+    import torch
+
     squares = [center_square(rgb, size) for rgb, _ in items]
     batch = torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).float() / 255.0
     return batch, squares, [c for _, c in items]
 
 
-def device() -> torch.device:
+def device() -> "torch.device":
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @functools.lru_cache(maxsize=2)
-def backbone(name: str, weights: str | None = None) -> Backbone:
+def backbone(name: str, weights: str | None = None) -> "Backbone":
     """The frozen backbone, loaded once per name; missing VGG weights become a page message."""
+    from models.backbones import load_backbone
+
     with user_errors():
         return load_backbone(name, weights=weights, device=device())
 
@@ -219,7 +195,7 @@ def class_choices() -> list[str]:
     return [f"{i}: {c}" for i, c in enumerate(imagenet_categories())]
 
 
-def parse_class(choice: str | int | None, model: Backbone) -> int | None:
+def parse_class(choice: str | int | None, model: "Backbone") -> int | None:
     """'281: tabby cat' (a menu entry), '281', or a class name -> index; empty -> None (top class)."""
     if choice is None or (isinstance(choice, str) and not choice.strip()):
         return None
@@ -239,6 +215,6 @@ def parse_class(choice: str | int | None, model: Backbone) -> int | None:
     return index
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+def to_tensor(rgb: np.ndarray) -> "torch.Tensor":
     """RGB uint8 -> (1, 3, H, W) float on the panel's device."""
     return rgb_to_tensor(rgb).to(device())

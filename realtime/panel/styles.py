@@ -1,7 +1,7 @@
 """The style models for the fast-style tab: the shipped zoo and the user's own, loaded once each.
 
-The picker shows one tile per style (a multi-style model gives one per style): the painting's
-thumbnail with its name. What is at hand is read from ``models.catalogue`` at each refresh,
+The picker shows one tile per painting (its thumbnail and name) and one per model of several
+styles (its blend). What is at hand is read from ``models.catalogue`` at each refresh,
 so a style trained from the page appears without a restart.
 """
 
@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from models import catalogue
@@ -23,12 +24,13 @@ THUMB_SIDE = 160
 
 @dataclass(frozen=True)
 class StyleTile:
-    """One tile of the picker: a style of a model, and its painting."""
+    """One tile of the picker: a painting, or the blend of a model of several styles."""
 
-    model: str
-    style: str
+    model: str  # the model it runs
+    style: str  # the style it starts with (a blend tile: the model's first)
     thumb: str | None  # the painting's image file; None: the style shown on the sample photo
-    styles_in_model: int
+    caption: str
+    blend: bool = False  # a model of several styles: its sliders open, all styles mixed equally
 
 
 def zoo_models() -> list[str]:
@@ -37,24 +39,44 @@ def zoo_models() -> list[str]:
 
 
 def tiles() -> list[StyleTile]:
-    """Every style at hand, shipped first (in the manifest's order), then the user's."""
-    found = []
-    for m in catalogue.entries():
-        for s in m.styles:
-            found.append(StyleTile(m.name, s.name, str(s.thumb) if s.thumb else None, len(m.styles)))
+    """One tile per painting at hand, run by the model its name finds (a one-style model first,
+    as ``--style NAME`` does), then one blend tile per model of several styles: shipped first, then
+    the user's. Smaller networks of a style (``starry_night_tiny``) get no tile: the live ladder
+    chooses them."""
+    entries = catalogue.entries()
+    found: list[StyleTile] = []
+    for name in dict.fromkeys(n for e in entries for n in e.style_names):
+        model = catalogue.find(name)
+        style = next(s for s in model.styles if s.name == name)
+        found.append(StyleTile(model.name, name, str(style.thumb) if style.thumb else None, name))
+    for e in entries:
+        if len(e.styles) > 1:
+            found.append(StyleTile(e.name, e.styles[0].name, str(e.styles[0].thumb) if e.styles[0].thumb else None,
+                                   f"blend of {len(e.styles)}", blend=True))
     return found
 
 
 def tile_images(items: list[StyleTile]) -> list[tuple[np.ndarray, str]]:
-    """The picker's gallery value: (thumbnail, caption) per tile. The caption is the style's name;
-    a style of a multi-style model, or one a one-style model before it holds too, also names its model."""
-    seen: set[str] = set()
+    """The picker's gallery value: (thumbnail, caption) per tile; a blend tile shows its styles side by side."""
     out = []
     for t in items:
-        plain = t.styles_in_model == 1 and t.style not in seen
-        if t.styles_in_model == 1:
-            seen.add(t.style)
-        out.append((_thumb(t.model, t.style, t.thumb), t.style if plain else f"{t.style} ({t.model})"))
+        if t.blend:
+            model = catalogue.find(t.model)
+            thumbs = [_thumb(t.model, s.name, str(s.thumb) if s.thumb else None) for s in model.styles]
+            out.append((_strip(thumbs), t.caption))
+        else:
+            out.append((_thumb(t.model, t.style, t.thumb), t.caption))
+    return out
+
+
+def _strip(images: list[np.ndarray]) -> np.ndarray:
+    """Vertical slices of each image side by side, at the first one's size."""
+    h, w = images[0].shape[:2]
+    cuts = np.linspace(0, w, len(images) + 1).round().astype(int)
+    out = images[0].copy()
+    for k, img in enumerate(images):
+        img = img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        out[:, cuts[k]:cuts[k + 1]] = img[:, cuts[k]:cuts[k + 1]]
     return out
 
 

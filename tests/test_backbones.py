@@ -60,7 +60,10 @@ def test_normalisation_is_the_backbones_own(effnet):
 
 
 def test_vgg_without_network_or_file_names_both_options(tmp_path, monkeypatch):
+    from models import vgg16_offline
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    monkeypatch.setattr(vgg16_offline, "available", lambda: False)  # and no offline VGG16
 
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable (test)")
@@ -71,7 +74,7 @@ def test_vgg_without_network_or_file_names_both_options(tmp_path, monkeypatch):
         load_backbone("vgg16")
     msg = str(err.value)
     assert "--weights" in msg and str(tmp_path) in msg and "vgg16-397923af.pth" in msg
-    assert "\n" not in msg
+    assert "stylelens[vgg16]" in msg and "\n" not in msg
 
 
 def test_vgg_local_weights_of_another_network_are_refused():

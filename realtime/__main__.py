@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from models.common.cli import min_int, one_line_warning
+from models.common.cli import PROGRAM_START, min_int, one_line_warning
 from models.common.errors import UserError
 
 EFFECT_NAMES = ("style", "saliency", "deepdream", "activations", "none")  # realtime.effects.EFFECTS
@@ -90,7 +90,10 @@ def build_parser(prog: str = "python -m realtime") -> argparse.ArgumentParser:
     ap.add_argument("--weights", metavar="PATH", help="local weights file for a VGG backbone")
     ap.add_argument("--layer", help="layer for deepdream and activations (default: one per effect)")
     ap.add_argument("--target", type=int, metavar="CLASS", help="ImageNet class index for saliency (default: top class)")
-    ap.add_argument("--saliency-mode", default="plain", choices=("plain", "smoothgrad", "guided"))
+    ap.add_argument("--saliency-mode", default="plain", choices=("plain", "smoothgrad", "guided"),
+                    help="how the saliency effect explains the top class (or --target): plain, the gradient of its "
+                         "score by the pixels; smoothgrad, that gradient averaged over noisy copies; guided, guided "
+                         "backpropagation (default: plain; n/p in the window step through them)")
     ap.add_argument("--dream-steps", type=min_int(1), default=2, help="gradient steps per frame for deepdream")
     ap.add_argument("--no-stabilize", action="store_true", help="turn off the optical-flow stabiliser of the style effect")
     ap.add_argument("--no-window", action="store_true", help="run headless (no OpenCV window)")
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
     from models.inference.onnx_style import parse_blend
     from realtime.effects import EffectOptions
     from realtime.runner import Runner
-    from realtime.stats import format_summary, process_started
+    from realtime.stats import format_summary
     from realtime.sinks import VirtualCamSink, WindowSink
     from realtime.sources import ImageFolderSource, open_source
     from realtime.video_io import VideoFileSink, VideoFileSource
@@ -168,7 +171,7 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
                         stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
                         snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
                         reconnect_timeout=args.reconnect_timeout, log=log, progress=render and sys.stderr.isatty(),
-                        target_fps=args.target_fps or None, started_at=process_started())
+                        target_fps=args.target_fps or None, started_at=PROGRAM_START)
         summary = runner.run()
     except UserError as e:
         if source is not None:
@@ -182,7 +185,9 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
         print("interrupted", file=sys.stderr)
         return 130
     if report is None:
-        print(format_summary(summary))
+        print(format_summary(summary, offline=render))
+        if args.out and runner.stats.frames_out:
+            print(f"wrote {args.out}")
     else:
         report(summary)
     if runner.interrupted:

@@ -3,7 +3,6 @@ heads-up display drawn on live frames."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -41,29 +40,19 @@ class Stats:
                 "fps": self.frames_out / wall if wall > 0 else 0.0, "seconds": wall, "reconnects": reconnects}
 
 
-def process_started() -> float:
-    """When this process started, on the ``time.perf_counter`` clock (Linux: from /proc; elsewhere: now).
-
-    The summary's start-up time counts from here: the interpreter and the imports included.
-    """
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return time.perf_counter() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return time.perf_counter()
-
-
-def format_summary(s: dict) -> str:
+def format_summary(s: dict, offline: bool = False) -> str:
+    """The exit summary in words. ``offline``: a file rendered frame by frame, where no one waits for a
+    frame, so latency and drops mean nothing and are left out."""
+    if offline:
+        return (f"frames in {s['frames_in']}, out {s['frames_out']}; {s['fps']:.1f} frames/s over "
+                f"{s['seconds']:.1f} s")
     text = (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
             f"latency mean {s['latency_mean_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; "
             f"{s['fps']:.1f} FPS over {s['seconds']:.1f} s")
     if s.get("reconnects"):
         text += f"; source reconnected {s['reconnects']} time{'s' if s['reconnects'] > 1 else ''}"
     if s.get("first_frame_s") is not None:
-        text += f"; first frame {s['first_frame_s']:.2f} s after start"
+        text += f"; first frame {s['first_frame_s']:.2f} s after the program started"
     if s.get("settings"):
         text += "\nsettled on " + s["setting"] + "; time in each: " + "; ".join(
             f"{label} {sec:.1f} s" for label, sec in s["settings"])

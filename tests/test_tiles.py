@@ -190,3 +190,16 @@ def test_out_of_memory_is_one_line_naming_the_file_and_max_size(big_photo, tmp_p
     assert "Traceback" not in r.stderr
     line = r.stderr.strip()
     assert "\n" not in line and str(big_photo) in line and "--max-size" in line, line
+
+
+def test_a_large_photo_reports_each_tile_it_runs():
+    from models import catalogue
+    from models.inference.onnx_style import OnnxStyleModel
+
+    model = OnnxStyleModel(catalogue.model_path("starry_night_tiny"), providers=["CPUExecutionProvider"])
+    photo = np.random.default_rng(0).integers(0, 255, (700, 1300, 3), dtype=np.uint8)
+    seen: list[tuple[int, int]] = []
+    out = model.stylize(photo, tile=512, progress=lambda done, total: seen.append((done, total)))
+    assert out.shape == photo.shape
+    total = seen[-1][1]
+    assert total > 1 and [d for d, _ in seen] == list(range(1, total + 1)) and all(t == total for _, t in seen)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from models.common.cli import exit_code_of, min_int
-from models.common.errors import UserError
+from models.common.cli import HelpFormatter, exit_code_of, min_int
+from models.common.extras import require
+from models.inference.stylize import add_stylize_arguments, run_stylize
 
 ARCH_CHOICES = ("johnson", "c32", "lite", "tiny")  # models.style_net.ARCHS, without importing torch here
 from models.layers import BACKBONES as LOSS_NETS
@@ -27,18 +27,6 @@ EPILOG = """examples:
 """
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Shows a default only where there is one worth showing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        shown = not (action.default is None or action.default is False or action.default == []
-                     or action.default == argparse.SUPPRESS)
-        if "default" not in text and shown:
-            text += " (default: %(default)s)"
-        return text
-
-
 _positive_int = min_int(1)
 
 
@@ -46,13 +34,13 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     """The parser of ``python -m training``; ``stylelens`` uses it too (its train, export, stylize)."""
     ap = argparse.ArgumentParser(
         prog=prog, description="Train fast style networks, export them to ONNX, run them.",
-        epilog=EPILOG, formatter_class=_HelpFormatter)
+        epilog=EPILOG, formatter_class=HelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{train,export,stylize}")
 
     t = sub.add_parser("train", help="train a style network on a painting and a folder of photos",
                        description="Train a feed-forward style network (Johnson et al. 2016). Several --style "
                                    "images train one network holding all of them (conditional instance norm).",
-                       formatter_class=_HelpFormatter)
+                       formatter_class=HelpFormatter)
     t.add_argument("--style", action="append", required=True, metavar="IMG",
                    help="style image (repeat for a network of several styles)")
     t.add_argument("--name", action="append", dest="names", default=[], metavar="NAME",
@@ -99,7 +87,7 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX and check it against torch",
-                       formatter_class=_HelpFormatter)
+                       formatter_class=HelpFormatter)
     e.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt (or its run folder)")
     e.add_argument("--out", required=True, metavar="FILE.onnx", help="ONNX file to write")
     e.add_argument("--fp16", action="store_true", help="float16 weights and compute (for GPUs), float32 I/O")
@@ -109,29 +97,13 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
                         "(costs the extra pixels; 32 for the shipped styles)")
 
     s = sub.add_parser("stylize", help="stylise images with an ONNX model (no torch needed)",
-                       formatter_class=_HelpFormatter)
-    s.add_argument("images", nargs="*", metavar="IMG",
-                   help="photos or folders of photos to stylise (default: a bundled photo)")
-    s.add_argument("--model", metavar="FILE.onnx",
-                   help="style model: a file, or a shipped or user style's name (default: the shipped default style)")
-    s.add_argument("--out", metavar="OUT",
-                   help="the result: an image file for one photo (default: stylized.png), a folder for several "
-                        "or for a folder (kept file names)")
-    s.add_argument("--blend", nargs="+", default=[], metavar="NAME=W",
-                   help="style or blend of a model of several styles, e.g. --blend starry=0.7 scream=0.3")
-    s.add_argument("--strength", type=float, default=1.0, metavar="S",
-                   help="style strength, 0 (the photo) to 1 (full style)")
-    s.add_argument("--preserve-color", action="store_true",
-                   help="keep the photo's colours: only the style's luminance is used")
-    s.add_argument("--max-size", type=_positive_int, metavar="PX", help="shrink the photo to this longer side first")
-    s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
-    s.add_argument("--tile", type=min_int(0), default=512, metavar="PX",
-                   help="photos longer than 1024 px run in overlapping tiles of PX pixels: about 1.3 GB "
-                        "whatever the size (0: whole, about 0.7 GB per megapixel)")
+                       formatter_class=HelpFormatter)
+    add_stylize_arguments(s)
     return ap
 
 
 def _train(args: argparse.Namespace) -> None:
+    require("train", "training a style")
     from training.train import TrainSettings, train
 
     settings = TrainSettings(
@@ -150,47 +122,11 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    require("train", "exporting a checkpoint")
     from training.export import export_checkpoint
 
     path, err = export_checkpoint(args.checkpoint, args.out, fp16=args.fp16, border_pad=args.border_pad)
     print(f"wrote {path}; parity with torch at 240x320 and 181x263: max abs difference {err:.2e}")
-
-
-def writes_one_file(args: argparse.Namespace) -> bool:
-    """Whether ``stylize`` writes one image file (else: each input into the --out folder).
-
-    --out names a folder to write into when it is one, unless it is named like an image (then it
-    is refused as a file that cannot be written, not taken as a folder)."""
-    from models.common.images import IMAGE_SUFFIXES
-
-    single = len(args.images) <= 1 and not any(Path(p).is_dir() for p in args.images)
-    out_is_folder = bool(args.out) and Path(args.out).is_dir() and Path(args.out).suffix.lower() not in IMAGE_SUFFIXES
-    return single and not out_is_folder
-
-
-def _stylize(args: argparse.Namespace) -> None:
-    from models import catalogue
-    from models.inference.onnx_style import providers_for
-    from tqdm import tqdm
-
-    from models.inference.stylize import stylize_file, stylize_many
-
-    model, providers = catalogue.resolve_model(args.model), providers_for(args.provider)
-    finish = {"strength": args.strength, "preserve_color": args.preserve_color}
-    if writes_one_file(args):
-        out = stylize_file(model, args.images[0] if args.images else catalogue.SAMPLE_PHOTO, args.out or "stylized.png",
-                           blend=args.blend, max_size=args.max_size, providers=providers, tile=args.tile, **finish)
-        print(f"wrote {out}")
-        return
-    if not args.out:
-        raise UserError("several images or a folder need --out FOLDER")
-    written, skipped = stylize_many(model, args.images or [catalogue.SAMPLE_PHOTO], args.out, blend=args.blend, max_size=args.max_size,
-                                    providers=providers, progress=sys.stderr.isatty(),
-                                    log=lambda m: tqdm.write(m, file=sys.stderr), tile=args.tile, **finish)
-    if not written:
-        raise UserError(f"no image could be read ({len(skipped)} skipped)")
-    print(f"wrote {len(written)} image{'s' * (len(written) != 1)} to {args.out}"
-          + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; the exit code (2 for a problem with the user's input)."""
-    return exit_code_of(lambda: {"train": _train, "export": _export, "stylize": _stylize}[args.command](args))
+    return exit_code_of(lambda: {"train": _train, "export": _export, "stylize": run_stylize}[args.command](args))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from collections.abc import Callable
 
 from models.common.errors import UserError
+
+# When this program started, on the time.perf_counter clock: the first import of this module, which
+# every command line of the project imports before anything heavy (so a summary's start-up time
+# counts the program's own imports and set-up, not the shell command that launched it).
+PROGRAM_START = time.perf_counter()
 
 
 def min_int(low: int) -> Callable[[str], int]:
@@ -39,3 +45,15 @@ def exit_code_of(task: Callable[[], int | None]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0 if code is None else int(code)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = not (action.default is None or action.default is False or action.default == []
+                     or action.default == argparse.SUPPRESS)
+        if "default" not in text and shown:
+            text += " (default: %(default)s)"
+        return text

@@ -31,9 +31,16 @@ class MissingExtraError(UserError):
     """A part of stylelens that is not installed here; the message holds the command that installs it."""
 
 
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # blocked, or a module whose import failed before
+        return False
+
+
 def has(extra: str) -> bool:
     """Whether every module of ``extra`` can be imported here (without importing it)."""
-    return all(importlib.util.find_spec(m) is not None for m in EXTRAS[extra][1])
+    return all(_found(m) for m in EXTRAS[extra][1])
 
 
 def installed() -> dict[str, bool]:
@@ -57,6 +64,6 @@ def require(extra: str, what: str) -> None:
     """Raise :class:`MissingExtraError` ("WHAT needs the EXTRA extra: pip install ...") when ``extra``
     is not installed. Call it before any work."""
     if not has(extra):
-        missing = [m for m in EXTRAS[extra][1] if importlib.util.find_spec(m) is None]
+        missing = [m for m in EXTRAS[extra][1] if not _found(m)]
         raise MissingExtraError(f"{what} needs the {extra!r} extra ({', '.join(missing)} missing): "
                                 f"{install_command(extra)}")

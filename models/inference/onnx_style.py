@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +216,8 @@ class OnnxStyleModel:
         return graph, ort.InferenceSession(derive(graph).SerializeToString(), _session_options(self._threads),
                                            providers=self.providers)
 
-    def _stylize_tiled(self, rgb: np.ndarray, weights: np.ndarray | None, tile: int) -> np.ndarray:
+    def _stylize_tiled(self, rgb: np.ndarray, weights: np.ndarray | None, tile: int,
+                       progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Tiles normalised alike: instance-norm statistics taken once on a copy of ``rgb`` shrunk
         to ``STATS_SIDE`` pixels (``tile`` if larger), then every tile run with them (:mod:`models.inference.onnx_norms`, :mod:`models.inference.tiles`)."""
         from models.inference import onnx_norms
@@ -235,23 +236,23 @@ class OnnxStyleModel:
         given = {**{onnx_norms.MEAN.format(k): stats[k] for k in range(n)},
                  **{onnx_norms.INV_STD.format(k): inv[k] for k in range(n)}}
         return stylize_tiled(lambda x: self._run(self._given_norms, x, weights, given)[0], rgb, tile=tile,
-                             overlap=min(OVERLAP, tile // 4), margin=min(MARGIN, tile // 16))
+                             overlap=min(OVERLAP, tile // 4), margin=min(MARGIN, tile // 16), progress=progress)
 
     def stylize(self, rgb: np.ndarray, blend: Mapping[str, float] | str | None = None,
-                tile: int | None = TILE) -> np.ndarray:
+                tile: int | None = TILE, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """RGB uint8 HWC in, stylised RGB uint8 HWC of the same size out.
 
         Images longer than ``STATS_SIDE`` (1024 px; the panel's cap) run in overlapping tiles of
         ``tile`` pixels with blended seams, in bounded memory, all normalised with the statistics
         of the whole image (:meth:`_stylize_tiled`); smaller ones, and any with ``tile`` None or
-        0, run whole. Raises
+        0, run whole; ``progress(done, total)`` is told of each tile. Raises
         :class:`NotEnoughMemoryError` when it does not fit all the same."""
         weights = self.style_weights(blend)
         h, w = rgb.shape[:2]
         try:
             if not tile or max(h, w) <= max(tile, STATS_SIDE):  # as cheap whole as the statistics pass
                 return nchw_to_rgb(self.run(rgb_to_nchw(rgb), weights))
-            return self._stylize_tiled(rgb, weights, tile)
+            return self._stylize_tiled(rgb, weights, tile, progress)
         except Exception as e:  # numpy's MemoryError, OpenCV's "Insufficient memory" cv2.error
             if _out_of_memory(e):
                 raise NotEnoughMemoryError(f"{self.path.name}: not enough memory for {w}x{h} pixels") from None

@@ -69,15 +69,18 @@ def weights(parts: list[tuple[int, int]], margin: int = MARGIN) -> list[np.ndarr
 
 
 def stylize_tiled(run: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, tile: int = TILE,
-                  overlap: int = OVERLAP, margin: int = MARGIN) -> np.ndarray:
+                  overlap: int = OVERLAP, margin: int = MARGIN,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """``run`` (float32 NCHW [0, 1] -> the same shape) over ``rgb`` (uint8 HWC) in tiles; uint8 HWC out.
 
-    An image no larger than ``tile`` either way is run whole."""
+    An image no larger than ``tile`` either way is run whole. ``progress(done, total)`` is told of
+    each tile run."""
     h, w = rgb.shape[:2]
     if h <= tile and w <= tile:
         return nchw_to_rgb(run(rgb_to_nchw(rgb)))
     rows, cols = spans(h, tile, overlap), spans(w, tile, overlap)
     wy, wx = weights(rows, margin), weights(cols, margin)
+    total, done_tiles = len(rows) * len(cols), 0
     out = np.empty((h, w, 3), np.uint8)
     carry = np.zeros((3, 0, w), np.float32)  # rows from ys on, shared with the band before
     for k, (ys, ye) in enumerate(rows):
@@ -86,6 +89,9 @@ def stylize_tiled(run: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, tile
         for (xs, xe), cw in zip(cols, wx):
             styled = run(rgb_to_nchw(rgb[ys:ye, xs:xe]))[0]
             band[:, :, xs:xe] += styled * wy[k][None, :, None] * cw[None, None, :]
+            done_tiles += 1
+            if progress is not None:
+                progress(done_tiles, total)
         done = rows[k + 1][0] - ys if k + 1 < len(rows) else ye - ys  # rows no later tile touches
         out[ys:ys + done] = nchw_to_rgb(band[None, :, :done])
         carry = band[:, done:].copy()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from models.common.extras import require
 from models.common.images import bgr_to_nchw, nchw_to_bgr, overlay_heat, resize_to
 from realtime.effects.base import Effect, EffectOptions
 from realtime.effects.style import resize_for_processing
@@ -21,6 +22,7 @@ class BackboneEffect(Effect):
     layers: tuple[str, ...] = ()
 
     def __init__(self, options: EffectOptions):
+        require("visualize", f"the {self.name} effect")
         import torch
 
         from models.backbones import load_backbone
@@ -97,9 +99,9 @@ class DeepDreamEffect(BackboneEffect):
     feedback = 0.85  # share of the previous dream kept in each new frame
 
     def __init__(self, options: EffectOptions):
+        super().__init__(options)  # first: it says which extra is missing before any torch import
         from models.backbones import fast_frozen_copy, optimisation_memory_format
 
-        super().__init__(options)
         self.steps = options.dream_steps
         self.generator = self.torch.Generator().manual_seed(0)
         # Folded, fused and in channels_last once, for every frame's steps

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 
 from models.layers import BACKBONES
-from models.common.cli import min_int
+from models.common.cli import HelpFormatter, min_int
+from models.common.errors import UserError
+from models.common.extras import require
 from models.common.malloc import share_arenas
 
 
@@ -23,7 +29,7 @@ def build_parser(prog: str = "python -m realtime.panel") -> argparse.ArgumentPar
                     "(filters, neighbours, t-SNE, patches, occlusion, saliency, guided backprop, Grad-CAM, "
                     "class visualisation, fooling images, feature inversion, DeepDream, texture synthesis, "
                     "Gatys style transfer) and fast style transfer with a live webcam tab.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     ap.add_argument("--host", default="127.0.0.1",
                     help="address to bind; 0.0.0.0 makes the page reachable from other machines")
     ap.add_argument("--port", type=int, default=7860, help="port to serve on")
@@ -47,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl+C or SIGTERM; the exit code."""
+    try:
+        require("panel", "the page")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     share_arenas(1)  # before Gradio starts its worker threads
 
     # Uploads and outputs go to a private temporary folder, removed at exit.
@@ -60,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Cached example results live with the other temporary files, not in the user's folder.
     os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(os.environ["GRADIO_TEMP_DIR"]) / "examples"))
-    signal.signal(signal.SIGTERM, _stop)
+    # Empty example inputs mean "the top class" or "the network's own layers" here, as intended.
+    warnings.filterwarnings("ignore", message="Examples will be cached but not all input components")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # stops the server as Ctrl+C does
 
     from models import catalogue
     from models.common.paths import STYLES_DIR_ENV, user_styles_dir
@@ -75,24 +89,27 @@ def run(args: argparse.Namespace) -> int:
                               sample_every=max(1, min(100, args.train_steps // 10))))
     app = build_app(args.backbone, ctx)
     app.queue(max_size=args.queue_size, default_concurrency_limit=2)
-    print(f"stylelens panel on http://{args.host}:{args.port} (Ctrl+C to stop); uploads in {where}", flush=True)
     try:
         app.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb:g}mb",
-                   allowed_paths=[str(catalogue.SHIPPED_DIR)], show_error=False, quiet=True)
+                   allowed_paths=[str(catalogue.SHIPPED_DIR)], show_error=False, quiet=True,
+                   prevent_thread_lock=True)
+        print(f"stylelens panel on http://{args.host}:{args.port} (Ctrl+C to stop); uploads in {where}", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        with contextlib.redirect_stdout(io.StringIO()):  # Gradio's own "Closing server ..." line
+            app.close()
+        print("stopped", flush=True)
     except OSError as e:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}; choose another --port", file=sys.stderr)
         return 2
     finally:
-        ctx.trainer().cancel(timeout=5)  # a training in progress ends with the server
+        ctx.close()  # a training in progress ends with the server
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
-
-
-def _stop(signum, frame) -> None:
-    """SIGTERM stops the server like Ctrl+C does (Gradio closes on KeyboardInterrupt); once."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

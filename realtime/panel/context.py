@@ -64,3 +64,8 @@ class PanelContext:
 
             self._trainer = Trainer(Path(self.styles_dir) if self.styles_dir else user_styles_dir(), self.preset)
         return self._trainer
+
+    def close(self) -> None:
+        """Stop a training in progress (the page is going away)."""
+        if self._trainer is not None:
+            self._trainer.cancel(timeout=5)

@@ -3,6 +3,9 @@ examples that show their result, and layer menus that follow the network menu.""
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import gradio as gr
 
 from models.common.errors import first_line
@@ -62,9 +65,12 @@ def class_menu(label: str, allow_empty: bool = True, value: str | None = None) -
 
 def examples(fn, inputs: list, outputs: list, *rows: list, elem_id: str | None = None) -> gr.Examples:
     """Examples that show their result: Gradio's cache, filled at each example's first use
-    (never at import or start-up: the slow methods take minutes on a CPU)."""
-    return gr.Examples(list(rows), inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy", api_name=False,
-                       elem_id=elem_id)
+    (never at import or start-up: the slow methods take minutes on a CPU).
+
+    Quiet: Gradio prints a line per example set at start-up."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return gr.Examples(list(rows), inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy",
+                           api_name=False, elem_id=elem_id)
 
 
 class LayerMenus:

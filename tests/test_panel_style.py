@@ -129,7 +129,7 @@ def test_picker_strength_and_blend_in_the_browser(drv, server):
     assert np.abs(web.fetch_image(back).astype(int) - photo).mean() < 3
     web.set_slider(drv, "style-strength", 1.0)
 
-    web.click_picker_tile(drv, "(five_styles_lite)")
+    web.click_picker_tile(drv, "blend of")
     web.wait(drv, lambda d: d.find_element(By.CSS_SELECTOR, "#blend-1 input[type=range]").is_displayed())
     before = web.wait(drv, lambda d: "five_styles_lite" in d.find_element(By.ID, "style-chosen").text
                       and web.image_src(d, "style-output"), 120)

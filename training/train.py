@@ -216,8 +216,6 @@ class _Run:
         self.ckpt_path = self.out / CHECKPOINT_NAME
         self.names = style_names(s)
         self.parts = build_training(s, device)
-        if rank == 0:
-            print(f"loss network {s.loss_net}: {self.parts.weights_source}", file=sys.stderr)
         self.dataset = CropDataset(s.data, s.size)
         self.config = {
             "arch": s.arch, "net": arch_config(s.arch).to_dict(), "styles": self.names, "loss_net": s.loss_net,
@@ -321,6 +319,8 @@ class _Run:
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) \
             if self.world > 1 else net
         photo = _sample_image(self.dataset.files, s.size).to(device) if rank == 0 else None
+        if rank == 0:
+            print(f"loss network {s.loss_net}: {self.parts.weights_source}", file=sys.stderr)
         t0 = time.perf_counter()
         bar = tqdm(total=s.steps, initial=self.start, disable=not progress or rank != 0, unit="step",
                    dynamic_ncols=True, desc="training")

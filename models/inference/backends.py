@@ -1,11 +1,14 @@
-"""Which engine runs a style network on this CPU: onnxruntime or OpenVINO, chosen by measuring.
+"""Which engine runs a style network on this CPU, and in which precision, chosen by measuring.
 
 Machines differ: on a 2-core AVX2 machine OpenVINO ran the ``lite`` network at 640x480 in
 107 ms against onnxruntime's 147-196 ms; elsewhere it may be the other way round. So a short
-probe at start-up times both on a frame of the size that will be processed, and the answer is
-cached per model file, machine and size under the user's cache folder. OpenVINO runs in fp32
-(its default on CPUs with bf16 or AMX changes pixels by about 1e-2); both engines give the same
-image within 1e-3. CUDA stays with onnxruntime-gpu. No torch import.
+probe at start-up times the candidates on a frame of the size that will be processed, and the
+answer is cached per model file, machine and size under the user's cache folder. A candidate is
+an engine (onnxruntime, openvino) and a precision (:mod:`models.inference.precision`): fp32
+always; bf16 on OpenVINO where the CPU has AVX-512 BF16 or AMX; int8 on both; a reduced precision
+only when its output stays within the PSNR budget of fp32 on the calibration photos. Its name is
+the engine, with ``-bf16`` or ``-int8`` after it when not fp32 (``openvino-bf16``). fp32 on both
+engines gives the same image within 1e-3. CUDA stays with onnxruntime-gpu. No torch import.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import numpy as np
 from models.common import machine
 from models.common.errors import InputFileError, UserError, first_line
 from models.inference.onnx_style import OnnxStyleModel
+from models.inference.precision import PRECISIONS, PSNR_BUDGET, has_bf16, has_vnni, int8_model, within_budget
 from models.common.paths import user_cache_dir
 
 BACKENDS = ("onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
 PROBE_RUNS = 3  # timed runs per engine after one warm-up; the fastest counts
 
@@ -46,10 +51,11 @@ class OpenVinoSession:
     """The one call of an onnxruntime session that :class:`OnnxStyleModel` makes (``run``), on
     OpenVINO's CPU device. ``streams`` frames may run at once, each from its own thread."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, streams: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, streams: int = 1,
+                 precision: str = "fp32"):
         import openvino as ov
 
-        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "f32"}
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if streams > 1:
             config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=streams)
         else:
@@ -70,22 +76,36 @@ class OpenVinoSession:
         return [np.array(out[name]) for name in names]
 
 
+def split_backend(name: str) -> tuple[str, str]:
+    """``openvino-bf16`` -> (``openvino``, ``bf16``); a bare engine name is fp32."""
+    engine, _, precision = name.partition("-")
+    precision = precision or "fp32"
+    if engine not in BACKENDS or precision not in PRECISIONS or (precision == "bf16" and engine != "openvino"):
+        raise UserError(f"unknown backend {name!r}; choose one of {list(CHOICES)} (with -bf16 on openvino, "
+                        "-int8 on either)")
+    return engine, precision
+
+
 def load_style_model(path: str | os.PathLike, backend: str = "onnxruntime", providers: Sequence[str] | None = None,
                      threads: int | None = None, streams: int = 1) -> OnnxStyleModel:
-    """An :class:`OnnxStyleModel` whose network runs on ``backend`` (onnxruntime or openvino).
+    """An :class:`OnnxStyleModel` whose network runs on ``backend``: an engine (onnxruntime or
+    openvino) and a precision (``openvino-bf16``, ``onnxruntime-int8``; fp32 when none is named).
 
-    The onnxruntime session always opens first: it checks the file and reads its metadata.
+    The onnxruntime session of the fp32 file always opens first: it checks the file and reads its
+    metadata; the int8 copy (:func:`models.inference.precision.int8_model`) is made once and cached.
     """
+    engine, precision = split_backend(backend)
     model = OnnxStyleModel(path, providers=providers, threads=threads)
     model.backend = "onnxruntime"
-    if backend == "openvino":
+    source = int8_model(path) if precision == "int8" else path
+    if engine == "openvino":
         if not openvino_available():
             raise UserError("--backend openvino needs the openvino package: pip install openvino")
         # ``threads`` is per frame, as for onnxruntime; OpenVINO counts them for all streams together
-        model.session = OpenVinoSession(path, threads * streams if threads else None, streams)
-        model.backend = "openvino"
-    elif backend != "onnxruntime":
-        raise UserError(f"unknown backend {backend!r}; choose one of {list(CHOICES)}")
+        model.session = OpenVinoSession(source, threads * streams if threads else None, streams, precision)
+    elif precision == "int8":
+        model.session = OnnxStyleModel(source, providers=["CPUExecutionProvider"], threads=threads).session
+    model.backend = backend
     return model
 
 
@@ -126,30 +146,41 @@ def _read_cache(file: Path) -> dict:
         return {}
 
 
-def probe_backends(path: str | os.PathLike, hw: tuple[int, int], threads: int | None = None,
-                   cache: Path | None = None, log: Callable[[str], None] | None = None
-                   ) -> tuple[str, dict[str, float], dict[str, OnnxStyleModel]]:
-    """The faster CPU engine for ``path`` on frames of ``hw`` (network input, margin included).
+def candidates(precision: str = "auto", engine: str | None = None) -> list[str]:
+    """The backends the probe may try here for a ``--precision`` choice (and an ``engine`` the user
+    named), fp32 ones first."""
+    if precision not in PRECISION_CHOICES:
+        raise UserError(f"unknown precision {precision!r}; choose one of {list(PRECISION_CHOICES)}")
+    engines = [b for b in BACKENDS if (b == "onnxruntime" or openvino_available()) and engine in (None, b)]
+    out = list(engines)  # fp32 (the first is the reference of the budget)
+    if precision in ("auto", "bf16") and "openvino" in engines and (has_bf16() or precision == "bf16"):
+        out.append("openvino-bf16")
+    if precision == "int8" or (precision == "auto" and has_vnni()):
+        out += [f"{e}-int8" for e in engines]
+    return out
 
-    Returns (backend, seconds per frame of each engine measured now or cached, the models built
+
+def probe_backends(path: str | os.PathLike, hw: tuple[int, int], threads: int | None = None,
+                   cache: Path | None = None, log: Callable[[str], None] | None = None, precision: str = "auto",
+                   engine: str | None = None) -> tuple[str, dict[str, float], dict[str, OnnxStyleModel]]:
+    """The fastest backend for ``path`` on frames of ``hw`` (network input, margin included) among
+    :func:`candidates`, a reduced precision only within the PSNR budget of fp32.
+
+    Returns (backend, seconds per frame of each backend measured now or cached, the models built
     by the probe so the caller can keep the winner). Cached in ``cache`` (default:
     ``backends.json`` in :func:`user_cache_dir`); an unwritable cache is only not written.
     """
     path = Path(path)
-    if not openvino_available():
-        return "onnxruntime", {}, {}
+    names = candidates(precision, engine)
+    if len(names) == 1:
+        return names[0], {}, {}
     cache = cache or user_cache_dir() / "backends.json"
-    key = _cache_key(path, hw, threads)
+    key = _cache_key(path, hw, threads) + f"|{precision}|{engine or 'any'}"
     known = _read_cache(cache).get(key)
-    if known and known.get("backend") in BACKENDS:
+    if known and known.get("backend") in names:
         return known["backend"], dict(known.get("seconds", {})), {}
     x = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
-    models = {"onnxruntime": load_style_model(path, "onnxruntime", ["CPUExecutionProvider"], threads)}
-    try:
-        models["openvino"] = load_style_model(path, "openvino", threads=threads)
-    except UserError as e:  # a model OpenVINO cannot compile still runs, on onnxruntime
-        if log:
-            log(f"OpenVINO skipped: {e}")
+    models, quality = _within_budget(path, names, threads, precision, log)
     seconds = {}
     for b, m in models.items():
         pad, m.border_pad = m.border_pad, 0  # hw already holds the margin
@@ -158,9 +189,11 @@ def probe_backends(path: str | os.PathLike, hw: tuple[int, int], threads: int | 
     backend = min(seconds, key=seconds.get)
     if log:
         log(f"backend probe for {path.name} at {hw[1]}x{hw[0]}: "
-            + ", ".join(f"{b} {s * 1000:.0f} ms" for b, s in seconds.items()) + f"; using {backend}")
+            + ", ".join(f"{b} {s * 1000:.0f} ms" for b, s in seconds.items())
+            + "".join(f"; {b} {q:.1f} dB{'' if q >= PSNR_BUDGET else ' (under the budget)'}" for b, q in quality.items())
+            + f"; using {backend}")
     data = _read_cache(cache)
-    data[key] = {"backend": backend, "seconds": seconds, "date": time.strftime("%Y-%m-%d")}
+    data[key] = {"backend": backend, "seconds": seconds, "psnr": quality, "date": time.strftime("%Y-%m-%d")}
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
@@ -169,3 +202,45 @@ def probe_backends(path: str | os.PathLike, hw: tuple[int, int], threads: int | 
     except OSError:
         pass
     return backend, seconds, models
+
+
+def _within_budget(path: Path, names: list[str], threads: int | None, precision: str,
+                   log: Callable[[str], None] | None) -> tuple[dict[str, OnnxStyleModel], dict[str, float]]:
+    """The candidates that load and, for a reduced precision, keep the fp32 picture (PSNR budget on the
+    calibration photos). A forced precision leaves fp32 out unless nothing else passes."""
+    models: dict[str, OnnxStyleModel] = {}
+    quality: dict[str, float] = {}
+    reference = None
+    for name in names:
+        try:
+            m = load_style_model(path, name, ["CPUExecutionProvider"], threads)
+        except UserError as e:  # a model an engine cannot compile still runs on the other
+            if log:
+                log(f"{name} skipped: {e}")
+            continue
+        if name.endswith(("-bf16", "-int8")):
+            if reference is None:
+                continue
+            quality[name] = within_budget(_plain(reference), _plain(m))
+            if quality[name] >= PSNR_BUDGET:
+                models[name] = m
+        else:
+            reference = reference or m
+            if precision in ("auto", "fp32"):
+                models[name] = m
+    if not models and reference is not None:  # the forced precision failed its budget: fp32 it is
+        if log:
+            log(f"{precision} is under the {PSNR_BUDGET:g} dB budget for {path.name}; running fp32")
+        models[reference.backend] = reference
+    return models, quality
+
+
+def _plain(model: OnnxStyleModel) -> Callable[[np.ndarray], np.ndarray]:
+    """``model`` on one image with its first style, without its margin (the budget compares networks)."""
+    def run(x: np.ndarray) -> np.ndarray:
+        pad, model.border_pad = model.border_pad, 0
+        try:
+            return model.run(x)
+        finally:
+            model.border_pad = pad
+    return run

@@ -38,6 +38,7 @@ class EffectOptions:
     border_pad: int | None = None  # mirrored margin around style frames; None: the model's own
     workers: int | None = None  # frames the style effect runs at once; None: measured (live), else 2 on a CPU
     backend: str = "auto"  # auto | onnxruntime | openvino: the style network's CPU engine; auto: a cached probe
+    precision: str = "auto"  # auto | fp32 | bf16 | int8: auto lets the probe pick within the PSNR budget
     min_size: int = 320  # the adaptive live path never processes below this longer side (unless --size)
     strength: float = 1.0  # style effect: 0 the frame, 1 the full style (models.inference.finish)
     preserve_color: bool = False  # style effect: keep the frame's colours

@@ -147,24 +147,23 @@ class StyleEffect(LadderEffect):
         """
         if live and not self.options.workers:
             self.workers = 1
-        from models.inference.backends import openvino_available, probe_backends, time_model
+        from models.inference.backends import openvino_available, probe_backends, split_backend, time_model
 
-        choice, fresh = self.options.backend, False
-        if choice == "auto":
-            if self.on_gpu or not openvino_available():
-                choice = "onnxruntime"
-            else:
-                hw = processing_hw(frame_hw, self.size, self.margin)
-                threads = self.options.threads or (None if self.workers == 1 else max(1, cores() // self.workers))
-                choice, self.probe_seconds, built = probe_backends(self.path, hw, threads, log=log)
-                fresh = bool(built)  # measured just now, not read from the cache
-                if choice in built and self.workers == 1:
-                    built[choice].border_pad = self.margin
-                    self._engines[(self.path, choice, 1)] = built[choice]
-        elif choice == "openvino" and self.on_gpu:
-            choice = "onnxruntime"  # CUDA stays with onnxruntime-gpu
-        if choice not in ("onnxruntime", "openvino"):
-            raise UserError(f"unknown backend {choice!r}; choose auto, onnxruntime or openvino")
+        choice, precision, fresh = self.options.backend, self.options.precision, False
+        if self.on_gpu:
+            choice = "onnxruntime"  # CUDA stays with onnxruntime-gpu, in fp32
+        elif choice == "auto" or precision != "fp32":
+            if choice == "openvino" and not openvino_available():
+                raise UserError("--backend openvino needs the openvino package: pip install openvino")
+            hw = processing_hw(frame_hw, self.size, self.margin)
+            threads = self.options.threads or (None if self.workers == 1 else max(1, cores() // self.workers))
+            choice, self.probe_seconds, built = probe_backends(self.path, hw, threads, log=log, precision=precision,
+                                                               engine=None if choice == "auto" else choice)
+            fresh = bool(built)  # measured just now, not read from the cache
+            if choice in built and self.workers == 1:
+                built[choice].border_pad = self.margin
+                self._engines[(self.path, choice, 1)] = built[choice]
+        split_backend(choice)  # one clear error for a name it does not know
         self._backend[self.path] = choice
         self.model = self._engine(self.path, self.workers)
         self.model.border_pad = self.margin

@@ -108,20 +108,15 @@ class FastStyleTab:
     @errors_to_page
     def pick_style(self, image, strength: float, preserve_color: bool, evt: gr.SelectData) -> list:
         """A click on a picker tile: that style, at once, on the current photo; a blend tile opens one
-        slider per style of its model, all at the same weight."""
+        slider per style of its model, the first at 100 %."""
         items = tiles()
         if not 0 <= evt.index < len(items):
             raise gr.Error("that style is gone: reload the page")
         tile = items[evt.index]
         styles = style_model(tile.model).styles
-        if tile.blend:
-            chosen = blend_text(styles, [1.0] * len(styles))
-            values = [50 if i < len(styles) else 0 for i in range(MAX_BLEND_SLIDERS)]
-            info = f"**{tile.model}**: " + blend_percentages(styles, [1.0] * len(styles)) + "; move the sliders"
-        else:
-            chosen = tile.style
-            values = [100 if i < len(styles) and styles[i] == tile.style else 0 for i in range(MAX_BLEND_SLIDERS)]
-            info = f"**{tile.style}**"
+        chosen = tile.style
+        values = [100 if i < len(styles) and styles[i] == tile.style else 0 for i in range(MAX_BLEND_SLIDERS)]
+        info = f"**{tile.style}**" + (f" from {tile.model}: move the sliders to blend its styles" if tile.blend else "")
         sliders = [gr.update(visible=tile.blend and i < len(styles), label=styles[i] if i < len(styles) else "",
                              value=values[i]) for i in range(MAX_BLEND_SLIDERS)]
         out = self.fast_style(image, tile.model, chosen, strength, preserve_color) if image else None

@@ -163,8 +163,9 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
         sinks = []
         if args.out:
             sinks.append(VideoFileSink(args.out, source.fps, codec=args.codec, size=args.out_size, log=log,
-                                       audio_from=source.path if from_file and source.has_audio else None,
-                                       time_base=source.time_base if from_file else None))
+                                       audio_from=source.path if from_file else None,
+                                       time_base=source.time_base if from_file else None,
+                                       inputs=(args.source, args.model, args.weights)))
         if args.virtual_cam:
             sinks.append(VirtualCamSink(source.fps))
         if not args.no_window:
@@ -189,11 +190,18 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    damaged = source.damage_note() if from_file else None  # frames that could not be decoded, skipped
+    if from_file:
+        summary["skipped_frames"] = source.skipped
     if report is None:
         print(format_summary(summary, offline=render))
+        if damaged:
+            print(f"warning: {damaged}", file=sys.stderr)
         if args.out and runner.stats.frames_out:
             print(f"wrote {args.out}")
     else:
+        if damaged:
+            print(f"warning: {damaged}", file=sys.stderr)
         report(summary)
     if runner.interrupted:
         print(f"interrupted{f': {args.out} holds what was done' if args.out else ''}", file=sys.stderr)

@@ -270,11 +270,12 @@ def test_dropping_frames_of_a_file_keeps_the_times_of_those_kept(vfr_clip, tmp_p
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["--out", "{tmp}/missing/out.mp4"], "its folder does not exist"),
+    (["--out", "{tmp}/c.mp4/out.mp4"], "is a file, not a folder"),  # a missing folder is created (issue 25)
     (["--out", "{tmp}/out.webm", "--codec", "h264"], "a .webm file cannot hold h264"),
     (["--out", "{tmp}/out.mp4", "--codec", "ffv1"], "ffv1 (lossless) is written to .mkv only"),
 ])
 def test_bad_output_choices_give_one_clear_line(vfr_clip, tmp_path, args, problem):
+    (tmp_path / "c.mp4").write_bytes(b"")
     r = _run("--source", vfr_clip, "--no-window", *[a.format(tmp=tmp_path) for a in args])
     assert r.returncode == 2
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and problem in r.stderr, r.stderr
@@ -363,6 +364,8 @@ def test_a_signal_that_cuts_ffmpeg_reading_short_is_ctrl_c_not_the_end_of_the_fi
         def decode(self, *args, **kwargs):
             raise av.ExitError(-1, "Immediate exit requested")
             yield  # a generator, as decode() is
+
+        demux = decode  # the source reads packet by packet (a damaged frame is skipped, issue 25)
 
         def __getattr__(self, name):
             return getattr(self.real, name)

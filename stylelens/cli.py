@@ -223,9 +223,15 @@ def _styles(argv: Sequence[str]) -> int:
     args = ap.parse_args(argv)
 
     from models import catalogue
+    from models.common.files import check_input_file, check_output_file, refuse_overwriting_inputs
     from models.common.paths import STYLES_DIR_ENV, user_styles_dir
     from stylelens.styles import contact_sheet, list_styles
 
+    if args.sheet:  # at the door: the sheet is neither the photo nor a model, and can be written
+        check_output_file(args.sheet, "an image file name")
+        check_input_file(args.photo or catalogue.SAMPLE_PHOTO, "a photo")
+        refuse_overwriting_inputs(args.sheet, [args.photo or catalogue.SAMPLE_PHOTO,
+                                               *(e.path for e in catalogue.entries())])
     models = list_styles()
     sheet = contact_sheet(models, args.photo or catalogue.SAMPLE_PHOTO, args.sheet, args.tile) if args.sheet else None
     folder = user_styles_dir()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models.common.errors import InputFileError, NotEnoughMemoryError, UserError, first_line
+from models.common.files import check_input_file
 from models.common.images import nchw_to_rgb, rgb_to_nchw
 from models.inference.tiles import MARGIN, OVERLAP, STATS_SIDE, TILE, stylize_tiled
 
@@ -101,6 +102,21 @@ def _session_options(threads: int | None):
     return so
 
 
+def model_source(path: str | os.PathLike) -> str | bytes:
+    """What to give ONNX Runtime for the model in ``path``: its path, or the file's bytes when the path
+    is not valid UTF-8 (a name from an old Latin-1 file system, ``mod\\xe8le.onnx``: Python holds it
+    with surrogates, which the engines' C++ bindings cannot take)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            return Path(path).read_bytes()
+        except OSError as e:
+            raise InputFileError(path, f"cannot read it ({e.strerror or e})") from None
+
+
 class OnnxStyleModel:
     """An ONNX style network: ``stylize(rgb)`` for images, ``run(nchw)`` for batches."""
 
@@ -110,15 +126,14 @@ class OnnxStyleModel:
 
         ort.set_default_logger_severity(4)  # quiet: a failed optional provider is reported below as a warning
         self.path = Path(path)
-        if not self.path.is_file():
-            raise InputFileError(self.path, "model file not found")
+        check_input_file(self.path, "a style model (.onnx file)")
         so = _session_options(threads)
         providers = list(providers or default_providers())
         if "CUDAExecutionProvider" in providers:
             _preload_cuda_libraries()
         self._threads, self._given_norms = threads, None
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+            self.session = ort.InferenceSession(model_source(self.path), so, providers=providers)
         except Exception as e:  # onnxruntime raises several unrelated types for bad files
             raise InputFileError(self.path, f"not a loadable ONNX model ({first_line(e)})") from None
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -212,7 +227,7 @@ class OnnxStyleModel:
         import onnx
         import onnxruntime as ort
 
-        graph = onnx.load(str(self.path))
+        graph = onnx.load_from_string(self.path.read_bytes())
         return graph, ort.InferenceSession(derive(graph).SerializeToString(), _session_options(self._threads),
                                            providers=self.providers)
 

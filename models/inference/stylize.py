@@ -11,6 +11,7 @@ from pathlib import Path
 from models.inference.finish import check_strength, finish_style
 from models.common.cli import min_int
 from models.common.errors import InputFileError, NotEnoughMemoryError, UserError
+from models.common.files import check_input_file, check_output_file, refuse_overwriting_inputs, same_file
 from models.common.images import IMAGE_SUFFIXES, check_image_suffix, read_rgb, resize_max_side, write_rgb
 from models.inference.onnx_style import OnnxStyleModel, parse_blend
 from models.inference.tiles import TILE
@@ -26,10 +27,13 @@ def stylize_file(model: str | os.PathLike, image: str | os.PathLike, out: str | 
     (:func:`models.inference.finish.finish_style`); ``progress`` shows a bar over the tiles of a
     large photo (tqdm, on stderr)."""
     check_image_suffix(out)
+    check_output_file(out, "an image file name")
+    refuse_overwriting_inputs(out, [image, model])
     check_strength(strength)
+    check_input_file(image, "an image file")
     m = OnnxStyleModel(model, providers=providers)
     weights = parse_blend(blend) if blend else None
-    rgb = resize_max_side(read_rgb(image), max_size)
+    rgb = resize_max_side(read_rgb(image, max_side=max_size), max_size)
     from tqdm import tqdm
 
     with tqdm(total=0, unit="tile", disable=not progress, dynamic_ncols=True, desc=Path(image).name) as bar:
@@ -89,8 +93,9 @@ def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
         if f.name in names and names[f.name] != f:
             raise UserError(f"two inputs would both be written as {out_dir / f.name}: {names[f.name]} and {f}")
         names[f.name] = f
-        if (out_dir / f.name).resolve() == f.resolve():
+        if (out_dir / f.name).resolve() == f.resolve() or same_file(out_dir / f.name, f):
             raise InputFileError(f, f"--out {out_dir} would overwrite it: choose another folder")
+        refuse_overwriting_inputs(out_dir / f.name, [model])
     m = OnnxStyleModel(model, providers=providers)
     weights = parse_blend(blend) if blend else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +105,7 @@ def stylize_many(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
     bar = tqdm(files, unit="image", disable=not progress, dynamic_ncols=True)
     for f in bar:
         try:
-            rgb = resize_max_side(read_rgb(f), max_size)
+            rgb = resize_max_side(read_rgb(f, max_side=max_size), max_size)
         except InputFileError as e:
             log(f"skipping {e}")
             skipped.append(f)

@@ -111,16 +111,16 @@ def noise_clip(path: Path, frames: int = 40, size: tuple[int, int] = (320, 240),
     return path
 
 
-def corrupt_jpeg(path: Path, picture: np.ndarray, seed: int = 0) -> Path:
+def corrupt_jpeg(path: Path, picture: np.ndarray, seed: int = 0, markers: bool = False) -> Path:
     """A JPEG whose headers (quantisation and Huffman tables, frame and scan headers) are real and
-    whose entropy-coded data is random bytes."""
+    whose entropy-coded data is random bytes (``markers``: with the 0xFF bytes that start markers)."""
     ok, buf = cv2.imencode(".jpg", picture)
     assert ok
     data = buf.tobytes()
     sos = data.index(b"\xff\xda")
     header_end = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
     noise = np.random.default_rng(seed).integers(0, 256, len(data) - header_end, dtype=np.uint8).tobytes()
-    path.write_bytes(data[:header_end] + noise.replace(b"\xff", b"\x7f") + b"\xff\xd9")
+    path.write_bytes(data[:header_end] + (noise if markers else noise.replace(b"\xff", b"\x7f")) + b"\xff\xd9")
     return path
 
 

@@ -1,0 +1,390 @@
+"""Issue 25, "Nothing lost and nothing silent": a user's file is never damaged, work is never lost or cut
+short with exit code 0, and every refusal is one line that names the file.
+
+One test (or a few) per case of the issue, each on small inputs made here (tests/helpers/damaged.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from tests.helpers.bad_files import photo
+from tests.helpers.clips import make_clip
+from tests.helpers.damaged import clip_with_sound, corrupt_jpeg, damaged_avi, decoded, noise_clip
+
+
+def stylelens(*args, cwd=None, timeout=300, preexec_fn=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stylelens", *map(os.fsdecode, args)], capture_output=True,
+                          text=True, errors="replace", timeout=timeout, cwd=cwd, preexec_fn=preexec_fn)
+
+
+def one_error_line(r: subprocess.CompletedProcess, *pieces: str) -> str:
+    """The run ended with exit code 2 and one ``error:`` line holding every piece, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    for piece in pieces:
+        assert piece in errors[0], errors[0]
+    return errors[0]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# 1. A damaged frame ---------------------------------------------------------------------------------
+
+def test_a_damaged_frame_is_skipped_and_counted_and_the_rest_keeps_its_time_and_sound(tmp_path):
+    clip = damaged_avi(tmp_path / "damaged.avi")  # 30 frames at 10 FPS, frame 12 zeroed, 3 s of sound
+    out = tmp_path / "out.mkv"
+    r = stylelens("render", clip, "--effect", "none", "--out", out, "--codec", "ffv1")
+    assert r.returncode == 0, r.stderr
+    assert "skipped 1 damaged frame" in r.stdout + r.stderr
+    got = decoded(out)
+    assert got["frames"] == 29
+    assert got["times"][12] == pytest.approx(1.3, abs=1e-3)  # the frames after the damaged one keep their time
+    assert got["video_end"] == pytest.approx(3.0, abs=0.11)
+    assert got["audio_ends"][0] == pytest.approx(got["video_end"], abs=0.11)  # sound and video end together
+
+
+def test_the_summary_counts_damaged_frames_for_scripts(tmp_path):
+    import json
+
+    clip = damaged_avi(tmp_path / "damaged.avi", frames=12, bad=(3, 7), sound=1.2)
+    r = stylelens("render", clip, "--effect", "none", "--out", tmp_path / "o.mkv", "--codec", "ffv1", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["skipped_frames"] == 2 and summary["frames_out"] == 10
+
+
+# 2. The output is an input --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", [i / 10 for i in range(20)], sound=2.0)
+
+
+@pytest.mark.parametrize("how", ["same", "dot", "absolute", "symlink", "hardlink"])
+def test_render_refuses_to_write_over_its_input(clip, tmp_path, how):
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copy(clip, work / "clip.mp4")
+    before = digest(work / "clip.mp4")
+    out = {"same": "clip.mp4", "dot": "./clip.mp4", "absolute": str(work / "clip.mp4"), "symlink": "link.mp4",
+           "hardlink": "hard.mp4"}[how]
+    if how == "symlink":
+        (work / "link.mp4").symlink_to(work / "clip.mp4")
+    if how == "hardlink":
+        os.link(work / "clip.mp4", work / "hard.mp4")
+    r = stylelens("render", "clip.mp4", "--effect", "none", "--out", out, cwd=work)
+    one_error_line(r, Path(out).name, "is the input")
+    assert digest(work / "clip.mp4") == before
+
+
+def test_every_verb_that_writes_refuses_an_output_that_is_one_of_its_inputs(clip, tmp_path):
+    from models import catalogue
+
+    shutil.copy(clip, tmp_path / "clip.mp4")
+    cv2.imwrite(str(tmp_path / "photo.png"), photo())
+    (tmp_path / "link.png").symlink_to(tmp_path / "photo.png")
+    model = tmp_path / "mine.onnx"
+    shutil.copy(catalogue.model_path(), model)
+    files = {p: digest(p) for p in (tmp_path / "clip.mp4", tmp_path / "photo.png", model)}
+    cases = [
+        (("live", "--source", tmp_path / "clip.mp4", "--no-window", "--effect", "none",
+          "--out", tmp_path / "clip.mp4"), "clip.mp4"),
+        (("render", tmp_path / "clip.mp4", "--model", model, "--out", model.with_suffix(".mp4")), None),
+        (("stylize", tmp_path / "photo.png", "--out", tmp_path / "link.png"), "link.png"),
+        (("stylize", tmp_path / "photo.png", "--model", model, "--out", tmp_path / "./photo.png"), "photo.png"),
+        (("styles", "--photo", tmp_path / "photo.png", "--sheet", tmp_path / "link.png"), "link.png"),
+    ]
+    for args, named in cases:
+        r = stylelens(*args)
+        if named is None:  # a model's name with another suffix is not the model
+            assert r.returncode == 0, r.stderr
+            continue
+        one_error_line(r, named, "is the input")
+    for path, before in files.items():
+        assert digest(path) == before, path
+
+
+# 3. Sound the output container cannot hold as it is -------------------------------------------------
+
+@pytest.mark.parametrize("source,out", [(("libvpx-vp9", "libopus", "vp9_opus.webm"), "x.mov"),
+                                        (("libx264", "flac", "h264_flac.mkv"), "y.mov"),
+                                        (("libx264", "libopus", "h264_opus.mkv"), "w.avi")])
+def test_sound_the_output_cannot_hold_is_re_encoded_after_trying_the_muxer(tmp_path, source, out):
+    video, audio, name = source
+    clip = clip_with_sound(tmp_path / name, video, audio)
+    r = stylelens("render", clip, "--effect", "none", "--out", tmp_path / out)
+    assert r.returncode == 0, r.stderr
+    assert "re-encoded" in r.stderr
+    got = decoded(tmp_path / out)
+    assert got["frames"] == 10 and len(got["audio_ends"]) == 1
+    assert got["audio_ends"][0] == pytest.approx(1.0, abs=0.05)
+
+
+# 4. Stream metadata -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_two_sound_tracks_keep_their_language_title_and_the_creation_time(tmp_path, suffix):
+    clip = clip_with_sound(tmp_path / "two_tracks.mkv", "libx264", "aac", tracks=2, languages=["eng", "fra"],
+                           titles=["English", "Français"], creation_time="2024-05-01T10:20:30.000000Z")
+    out = tmp_path / f"out{suffix}"
+    r = stylelens("render", clip, "--effect", "none", "--out", out)
+    assert r.returncode == 0, r.stderr
+    got = decoded(out)
+    sound = [meta for kind, meta in got["streams"] if kind == "audio"]
+    assert [m.get("language") for m in sound] == ["eng", "fra"]
+    assert [m.get("title", m.get("handler_name")) for m in sound] == ["English", "Français"]
+    assert got["container"].get("creation_time", "").startswith("2024-05-01T10:20:30")
+
+
+# 7. A full disk -----------------------------------------------------------------------------------------
+
+def _file_limit(kib: int):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, kib * 1024))
+    return limit
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_full_disk_during_a_render_is_one_line_and_leaves_a_playable_file(tmp_path, suffix):
+    clip = noise_clip(tmp_path / "clip.mp4")  # about 1.5 MB of video
+    out = tmp_path / f"full{suffix}"
+    r = stylelens("render", clip, "--effect", "none", "--out", out, preexec_fn=_file_limit(400))
+    one_error_line(r, f"full{suffix}", "full")
+    got = decoded(out)  # opens, and every frame in it decodes
+    assert 2 <= got["frames"] < 40
+    assert out.stat().st_size <= 400 * 1024
+
+
+# 10. A corrupt JPEG -------------------------------------------------------------------------------------
+
+def test_a_corrupt_jpeg_is_refused_at_the_door(tmp_path):
+    from models.common.errors import InputFileError
+    from models.common.images import read_rgb
+
+    for seed, raw in ((1, True), (2, True), (3, False)):
+        bad = corrupt_jpeg(tmp_path / f"c{seed}.jpg", cv2.resize(photo(), (256, 192)), seed=seed, markers=raw)
+        with pytest.raises(InputFileError, match="damaged"):
+            read_rgb(bad)
+    bad = corrupt_jpeg(tmp_path / "c.jpg", cv2.resize(photo(), (256, 192)))
+    r = stylelens("stylize", bad, "--out", tmp_path / "o.png")
+    one_error_line(r, "c.jpg", "damaged")
+    assert not (tmp_path / "o.png").exists()
+    # a whole JPEG, and one with bytes after its end marker (as some cameras write), still read
+    good = tmp_path / "good.jpg"
+    cv2.imwrite(str(good), photo())
+    assert read_rgb(good).shape == (96, 128, 3)
+    (tmp_path / "tail.jpg").write_bytes(good.read_bytes() + b"\0" * 64)
+    assert read_rgb(tmp_path / "tail.jpg").shape == (96, 128, 3)
+
+
+# 12. Guards that block what the user asked for ----------------------------------------------------------
+
+def test_a_70_megapixel_jpeg_with_max_size_is_shrunk_while_it_is_read(tmp_path):
+    big = tmp_path / "big.jpg"
+    h, w = 6840, 10240  # 70 megapixels, over the 67 of the guard
+    picture = np.zeros((h, w, 3), np.uint8)
+    picture[:, : w // 2] = (40, 120, 200)
+    picture[h // 3:, :] //= 2
+    assert cv2.imwrite(str(big), picture, [cv2.IMWRITE_JPEG_QUALITY, 50])
+    del picture
+    out = tmp_path / "small.png"
+    r = stylelens("stylize", big, "--max-size", "1024", "--out", out, "--model", "starry_night_tiny")
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(out)).shape[:2] == (684, 1024)
+    r = stylelens("stylize", big, "--out", out)  # no shrink asked for: the guard holds, and says how
+    one_error_line(r, "big.jpg", "too large", "--max-size")
+
+
+def test_a_flat_dark_texture_stays_flat_and_dark():
+    import torch
+
+    from models.backbones import load_backbone
+    from visualize.synthesis import texture_synthesis
+
+    model = load_backbone("efficientnet_lite0")
+    dark = torch.zeros(1, 3, 48, 48)
+    result = texture_synthesis(model, dark, steps=20)
+    assert float(result.image.mean()) < 0.05 and float(result.image.std()) < 0.05
+    grey = torch.full((1, 3, 48, 48), 0.8)
+    assert abs(float(texture_synthesis(model, grey, steps=20).image.mean()) - 0.8) < 0.05
+
+
+# 11. Tiny inputs, for every model input path and every method -------------------------------------------
+
+TINY = [(1, 1), (2, 3), (5, 3)]  # (width, height)
+
+
+@pytest.fixture(scope="module")
+def tiny_pictures(tmp_path_factory) -> dict[tuple[int, int], Path]:
+    folder = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    out = {}
+    for w, h in TINY:
+        sub = folder / f"{w}x{h}"
+        sub.mkdir()
+        path = sub / "p.png"
+        cv2.imwrite(str(path), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        out[(w, h)] = path
+    return out
+
+
+@pytest.mark.parametrize("size", TINY, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_shipped_network_on_either_engine_takes_tiny_pictures(size):
+    from models import catalogue
+    from models.inference.backends import load_style_model, openvino_available
+
+    w, h = size
+    rgb = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for entry in catalogue.shipped():
+        for backend in ("onnxruntime", "openvino") if openvino_available() else ("onnxruntime",):
+            model = load_style_model(entry.path, backend, ["CPUExecutionProvider"])
+            out = model.stylize(rgb, model.styles[-1])
+            assert out.shape == rgb.shape, (entry.name, backend)
+
+
+@pytest.mark.parametrize("size", TINY, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_tiny_pictures_through_stylize_and_render(tiny_pictures, tmp_path, size):
+    picture = tiny_pictures[size]
+    r = stylelens("stylize", picture, "--model", "composition_vii_c32", "--out", tmp_path / "o.png")
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "o.png")).shape[:2] == size[::-1]
+    for backend in ("onnxruntime", "openvino"):
+        r = stylelens("render", picture.parent, "--out", tmp_path / f"o_{backend}.mp4", "--backend", backend)
+        assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from models.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0")
+
+
+@pytest.mark.parametrize("size", TINY, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_method_takes_tiny_pictures(backbone, size):
+    import torch
+
+    from visualize import activations, attribution, deepdream, fooling, inversion, neighbours, occlusion
+    from visualize.style_transfer import style_transfer
+    from visualize.synthesis import texture_synthesis
+
+    w, h = size
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    layer = backbone.layer_names[2]
+    runs = {
+        "saliency": lambda: attribution.saliency(backbone, x),
+        "smoothgrad": lambda: attribution.saliency(backbone, x, smooth_samples=2, seed=0),
+        "guided": lambda: attribution.guided_backprop(backbone, x),
+        "guided unit": lambda: attribution.guided_backprop(backbone, x, layer=layer),
+        "grad-cam": lambda: attribution.grad_cam(backbone, x),
+        "occlusion": lambda: occlusion.occlusion(backbone, x, size=1, stride=1),
+        "activations": lambda: activations.activation_maps(backbone, x, layer),
+        "deepdream": lambda: deepdream.deepdream(backbone, x, layer, octaves=3),
+        "fooling": lambda: fooling.fooling_image(backbone, x, 3, max_steps=2),
+        "inversion": lambda: inversion.invert_features(backbone, x, layer, steps=2),
+        "neighbours": lambda: neighbours.nearest_neighbours(backbone, x, torch.rand(3, 3, h, w), k=2),
+        "texture": lambda: texture_synthesis(backbone, x, steps=2),
+        "gatys": lambda: style_transfer(backbone, x, [x], steps=2),
+        "gatys, 3 scales, a 5x3 style": lambda: style_transfer(backbone, x, [torch.rand(1, 3, 3, 5)], steps=3,
+                                                                scales=3),
+    }
+    failed = {}
+    for name, run in runs.items():
+        try:
+            run()
+        except Exception as e:  # noqa: BLE001 - every method is tried, and every failure named
+            failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+    assert not failed
+
+
+def test_a_flat_style_image_gives_losses_of_the_usual_size(backbone):
+    import torch
+
+    from models.losses import color_distribution_loss, image_pixels
+    from visualize.style_transfer import style_transfer
+
+    photo_t = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert float(color_distribution_loss(photo_t, image_pixels(flat))) < 50  # 1.2e5 when divided by 1e-6
+    flat_run = style_transfer(backbone, photo_t, [flat], steps=0)
+    busy_run = style_transfer(backbone, photo_t, [torch.rand(1, 3, 32, 32)], steps=0)
+    assert flat_run.initial.total < 200 * busy_run.initial.total
+
+
+# 5. A file name that is not UTF-8 -------------------------------------------------------------------------
+
+LATIN1_NAME = os.fsdecode(b"mod\xe8le.onnx")  # 'mod\udce8le.onnx': bytes of an old Latin-1 file system
+
+
+def make_checkpoint(path: Path, nan: bool = False, arch: str = "tiny") -> Path:
+    """A checkpoint of an untrained network, as training writes them (``nan``: one weight is NaN)."""
+    import torch
+
+    from models.style_net import StyleNet, arch_config
+    from training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    net = StyleNet(arch)
+    state = net.state_dict()
+    if nan:
+        state["out.weight"][0, 0, 0, 0] = float("nan")
+    config = {"arch": arch, "net": arch_config(arch).to_dict(), "styles": ["mine"], "loss_net": "efficientnet_lite0",
+              "settings": {"style": ["mine.jpg"], "data": "photos", "size": 64, "batch": 1, "lr": 1e-3}}
+    import io
+
+    buffer = io.BytesIO()  # written as save_checkpoint would, without its checks (the old code had none)
+    torch.save({"format": "stylelens-checkpoint-1", "step": 1, "model": state, "config": config}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    assert save_checkpoint  # the writer of real runs
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A checkpoint exported to a file whose name is not UTF-8."""
+    folder = tmp_path_factory.mktemp("latin1")
+    ckpt = make_checkpoint(folder / "run" / "checkpoint.pt")
+    out = folder / LATIN1_NAME
+    r = stylelens("export", ckpt, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_export_writes_and_checks_a_model_whose_name_is_not_utf8(exported):
+    assert exported.is_file() and exported.stat().st_size > 1000
+
+
+def test_a_model_whose_name_is_not_utf8_runs_on_every_path(exported, tmp_path):
+    from models.inference.backends import load_style_model, openvino_available
+    from models.inference.onnx_style import OnnxStyleModel
+
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    assert OnnxStyleModel(exported).stylize(rgb).shape == rgb.shape
+    if openvino_available():
+        assert load_style_model(exported, "openvino").stylize(rgb).shape == rgb.shape
+    cv2.imwrite(str(tmp_path / "p.png"), photo())
+    r = stylelens("stylize", tmp_path / "p.png", "--model", exported, "--out", tmp_path / "o.png")
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(tmp_path / "p.png", folder / "a.png")
+    for backend in ("onnxruntime", "openvino"):
+        r = stylelens("render", folder, "--model", exported, "--backend", backend, "--out", tmp_path / f"{backend}.mp4")
+        assert r.returncode == 0, r.stderr

@@ -99,7 +99,9 @@ def style_loss(feats: Mapping[str, torch.Tensor], target_grams: Mapping[str, tor
 
 def pooled(x: torch.Tensor, factor: int) -> torch.Tensor:
     """``x`` average-pooled by ``factor`` (itself for 1): the scale at which a style term sees strokes
-    ``factor`` times bigger."""
+    ``factor`` times bigger. An image smaller than ``factor`` either way is pooled by its smaller side
+    (a 5x3 image by 3, a 1x1 by 1), not refused ("Output size is too small")."""
+    factor = max(1, min(int(factor), *x.shape[-2:]))
     return x if factor == 1 else F.avg_pool2d(x, factor)
 
 
@@ -112,6 +114,12 @@ def image_pixels(img: torch.Tensor, count: int | None = None) -> torch.Tensor:
     return pix[:, torch.linspace(0, pix.shape[1] - 1, count, device=pix.device).long()]
 
 
+# The painting's colour variance is floored at that of a standard deviation of 0.1 (25 grey levels): a
+# flat painting (a wall of one colour) would otherwise divide by 1e-6 and give losses of millions
+# (2.7e6 against 12.9 for Gatys from a photo), which swamp every other term.
+COLOR_VARIANCE_FLOOR = 1e-2
+
+
 def color_distribution_loss(img: torch.Tensor, target_pixels: torch.Tensor, samples: int = 4096,
                             directions: int = 32, generator: torch.Generator | None = None) -> torch.Tensor:
     """How far the colours of each image are from a painting's, per image: (B,).
@@ -119,8 +127,8 @@ def color_distribution_loss(img: torch.Tensor, target_pixels: torch.Tensor, samp
     Sliced Wasserstein distance between the RGB pixel distributions: ``samples`` random pixels
     of each image and of ``target_pixels`` ((B, P, 3) or (1, P, 3), values in [0, 1]) are
     projected on ``directions`` random unit vectors, sorted, and compared; the squared
-    distance is divided by the painting's own colour variance along the same directions, so
-    the term is about 1 for a photo and 0 for the painting's palette. Gram matrices of the
+    distance is divided by the painting's own colour variance along the same directions (at least
+    :data:`COLOR_VARIANCE_FLOOR`), so the term is about 1 for a photo and 0 for the painting's palette. Gram matrices of the
     first layers hold mostly the mean colour; this term asks for the painting's whole
     palette, its saturated patches included (per-image optimisation moved Composition VII from
     beige to its reds, blues and yellows with it).
@@ -137,7 +145,7 @@ def color_distribution_loss(img: torch.Tensor, target_pixels: torch.Tensor, samp
     d = d / d.norm(dim=0, keepdim=True)
     pa, _ = (a @ d).sort(dim=1)
     pt, _ = (t @ d).sort(dim=1)
-    return ((pa - pt) ** 2).mean(dim=(1, 2)) / pt.var(dim=1).mean(dim=1).clamp_min(1e-6)
+    return ((pa - pt) ** 2).mean(dim=(1, 2)) / pt.var(dim=1).mean(dim=1).clamp_min(COLOR_VARIANCE_FLOOR)
 
 
 def grey(img: torch.Tensor) -> torch.Tensor:

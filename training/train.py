@@ -117,7 +117,8 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
         keep_freed_memory()
     torch.manual_seed(s.seed)
     style_size = s.style_size or 2 * s.size
-    style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p), style_size)).to(device) for p in s.style]
+    style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p, max_side=style_size), style_size)).to(device)
+                     for p in s.style]
     backbone = load_backbone(s.loss_net, s.loss_net_weights, device=device)
     absolute_style = None if s.structure_target > 0 else s.style_weight
     loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight,

@@ -166,8 +166,9 @@ def texture_synthesis(model: Backbone, texture: torch.Tensor, size: tuple[int, i
     {layer: weight} mapping) defaults to the backbone's style layers
     (:data:`OPTIMISATION_LOSSES`). ``size`` (H, W) defaults to the texture's size.
 
-    The start is grey plus uniform noise of width ``noise`` (0.1: noise of full range is left
-    behind as coloured pixel noise, which this backbone's stride-2 stem hardly sees).
+    The start is the texture's mean colour plus uniform noise of width ``noise`` (0.1: noise of full
+    range is left behind as coloured pixel noise, which this backbone's stride-2 stem hardly sees), so
+    a flat texture stays flat and keeps its colour.
     ``tv_weight`` > 0 adds a smoothness prior (not in the paper).
     ``losses`` holds the Gram loss (without the TV term) at each evaluation.
     """
@@ -186,7 +187,10 @@ def texture_synthesis(model: Backbone, texture: torch.Tensor, size: tuple[int, i
     model = fast_frozen_copy(model)
     targets = _target_grams(model, [texture.contiguous(memory_format=fmt)], [1.0], list(weights))
     gen = torch.Generator().manual_seed(seed)
-    x0 = 0.5 + (torch.rand((1, 3, h, w), generator=gen) - 0.5) * min(noise, 1.0)
+    # Noise around the texture's mean colour, not around grey: Grams of a flat image are nearly those
+    # of any flat image, and from grey a flat dark texture came out mid-grey (mean 0.495 from 0.0).
+    mean = texture.mean(dim=(2, 3), keepdim=True).cpu()
+    x0 = (mean + (torch.rand((1, 3, h, w), generator=gen) - 0.5) * min(noise, 1.0)).clamp(0, 1)
     x0 = x0.to(texture.device)
 
     history: list[torch.Tensor] = []

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from models.common.errors import InputFileError, first_line
-from models.common.files import atomic_path
+from models.common.files import atomic_path, check_input_file
 
 if TYPE_CHECKING:
     import torch
@@ -31,8 +31,59 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_PIXELS = 8192 * 8192
 
 
-def _pixels_in_header(path: Path) -> int | None:
-    """Width x height from the file's header (PIL reads no pixel data); None if PIL cannot tell.
+_stderr_lock = threading.Lock()
+
+
+@contextmanager
+def _native_stderr(captured: list[str]) -> Iterator[None]:
+    """Take the C libraries' own stderr lines during a decode into ``captured``.
+
+    libpng prints ``libpng error: ...`` and libjpeg ``Corrupt JPEG data: ...`` straight to file
+    descriptor 2, whatever OpenCV's log level: the user does not see them, and the caller reads
+    them (a warning about corrupt data is an error at the door) and reports in one line.
+    """
+    import tempfile
+
+    with _stderr_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        try:
+            with tempfile.TemporaryFile() as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+                    sink.seek(0)
+                    captured.extend(sink.read(1 << 16).decode("utf-8", "replace").splitlines())
+        finally:
+            os.close(saved)
+
+
+# Decoder messages that mean the picture is damaged (libjpeg's "Corrupt JPEG data: ...", "Premature end
+# of JPEG file", libpng's errors and CRC errors), not those about metadata (an ICC profile). Bytes after a
+# JPEG's end marker are not read, and not reported.
+_DAMAGE = re.compile(r"corrupt|premature end|libpng error|crc error|invalid|truncat|bad huffman|not enough data",
+                     re.IGNORECASE)
+_HARMLESS = re.compile(r"iccp|profile", re.IGNORECASE)
+
+
+def _damage(lines: list[str]) -> str | None:
+    """The first decoder message of ``lines`` that says the data is damaged, or None."""
+    for line in lines:
+        if _DAMAGE.search(line) and not _HARMLESS.search(line):
+            return line.strip()
+    return None
+
+
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _header(path: Path) -> tuple[int, int, str] | None:
+    """(width, height, PIL format) from the file's header (no pixel data read); None if PIL cannot tell.
 
     Checked before decoding so that a decompression bomb (a few hundred kB of PNG that
     decodes to gigabytes) is refused in milliseconds instead of exhausting memory.
@@ -43,64 +94,54 @@ def _pixels_in_header(path: Path) -> int | None:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as im:
-                return im.size[0] * im.size[1]
+                return im.size[0], im.size[1], im.format or ""
         except Image.DecompressionBombError as e:  # PIL's own, higher limit; its message holds the size
             found = re.search(r"\((\d+) pixels\)", str(e))
-            return int(found.group(1)) if found else MAX_PIXELS + 1
+            pixels = int(found.group(1)) if found else MAX_PIXELS + 1
+            return pixels, 1, ""
         except Exception:  # not identified by PIL: leave the verdict to OpenCV
             return None
 
 
-_stderr_lock = threading.Lock()
-
-
-@contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence the C libraries' own stderr lines during a decode.
-
-    libpng prints ``libpng error: ...`` straight to file descriptor 2 for a corrupt
-    file, whatever OpenCV's log level; the caller reports the problem in one line.
-    """
-    with _stderr_lock:
-        try:
-            saved = os.dup(2)
-        except OSError:  # no stderr at all
-            yield
-            return
-        try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
+def read_rgb(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 HWC, or raise InputFileError naming the file.
 
     Grey, RGBA, 16-bit and CMYK files are converted to 8-bit RGB (alpha dropped), and the
-    EXIF orientation of photos is applied. Images over :data:`MAX_PIXELS` are refused
-    from their header, before any decoding.
+    EXIF orientation of photos is applied. A decoder warning about corrupt data (libjpeg's
+    "Corrupt JPEG data", libpng's CRC errors) refuses the file: a damaged picture is never
+    used as if it were whole. Images over :data:`MAX_PIXELS` are refused from their header,
+    before any decoding, unless ``max_side`` (the longer side the caller will shrink the
+    image to) lets a JPEG be decoded at 1/2, 1/4 or 1/8 of its size under the limit: the size
+    guard does not stop a shrink the user asked for. ``max_side`` does not resize; the caller does.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "no such file")
+    path = check_input_file(path, "an image file")
     if path.stat().st_size == 0:
         raise InputFileError(path, "file is empty")
-    pixels = _pixels_in_header(path)
-    if pixels is not None and pixels > MAX_PIXELS:
-        raise InputFileError(path, f"image is too large ({pixels / 1e6:.0f} megapixels; the limit is "
-                                   f"{MAX_PIXELS / 1e6:.0f})")
+    header = _header(path)
+    flags = cv2.IMREAD_COLOR  # 8-bit BGR for every input, with the EXIF orientation applied
+    if header is not None and header[0] * header[1] > MAX_PIXELS:
+        w, h, fmt = header
+        pixels = w * h
+        factor = next((f for f in (2, 4, 8) if pixels / (f * f) <= MAX_PIXELS and max(w, h) / f >= max_side),
+                      None) if max_side and fmt in ("JPEG", "MPO") else None
+        if factor is None:
+            how = ("; --max-size shrinks only JPEG photos while reading them" if max_side and fmt not in ("JPEG", "MPO")
+                   else "" if max_side else "; --max-size shrinks a JPEG while reading it")
+            raise InputFileError(path, f"image is too large ({pixels / 1e6:.0f} megapixels; the limit is "
+                                       f"{MAX_PIXELS / 1e6:.0f}{how})")
+        flags = _REDUCED[factor]
     data = np.fromfile(path, dtype=np.uint8)
-    # IMREAD_COLOR gives 8-bit BGR for every input and applies EXIF orientation.
+    said: list[str] = []
     try:
-        with _quiet_native_stderr():
-            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        with _native_stderr(said):
+            img = cv2.imdecode(data, flags)
     except cv2.error as e:
         raise InputFileError(path, f"not a readable image ({first_line(e)})") from None
     if img is None:
         raise InputFileError(path, "not a readable image (corrupt, truncated or not an image)")
+    damage = _damage(said)
+    if damage:
+        raise InputFileError(path, f"not a readable image: its data is damaged ({damage})")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:  # a format PIL could not size
         raise InputFileError(path, f"image is too large ({img.shape[1]}x{img.shape[0]} pixels)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -95,11 +95,13 @@ def build_parser(prog: str = "python -m realtime") -> argparse.ArgumentParser:
     ap.add_argument("--weights", metavar="PATH", help="local weights file for a VGG backbone")
     ap.add_argument("--layer", help="layer for deepdream and activations (default: one per effect)")
     ap.add_argument("--target", type=int, metavar="CLASS", help="ImageNet class index for saliency (default: top class)")
-    ap.add_argument("--saliency-mode", default="plain", choices=("plain", "smoothgrad", "guided"),
+    ap.add_argument("--saliency-mode", default="plain", choices=("plain", "smoothgrad", "guided", "gradcam"),
                     help="how the saliency effect explains the top class (or --target): plain, the gradient of its "
-                         "score by the pixels; smoothgrad, that gradient averaged over noisy copies; guided, guided "
-                         "backpropagation (default: plain; n/p in the window step through them)")
-    ap.add_argument("--dream-steps", type=min_int(1), default=2, help="gradient steps per frame for deepdream")
+                         "score by the pixels; smoothgrad, that gradient averaged over noisy copies (and over "
+                         "frames); guided, guided backpropagation; gradcam, the class activation map of the last "
+                         "layer (default: plain; n/p in the window step through them)")
+    ap.add_argument("--dream-steps", type=min_int(1), default=1,
+                    help="gradient ascent steps per frame for deepdream; the dream grows over frames (default: 1)")
     ap.add_argument("--no-stabilize", action="store_true", help="turn off the optical-flow stabiliser of the style effect")
     ap.add_argument("--no-window", action="store_true", help="run headless (no OpenCV window)")
     ap.add_argument("--out", metavar="FILE",

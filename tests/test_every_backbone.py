@@ -137,7 +137,8 @@ METHODS = {
     "deepdream": _run_deepdream, "texture": _run_texture, "style_transfer": _run_style_transfer,
 }
 # Live effects that run a backbone: (effect name, saliency mode).
-LIVE = [("saliency", "plain"), ("saliency", "smoothgrad"), ("saliency", "guided"), ("deepdream", "plain"),
+LIVE = [("saliency", "plain"), ("saliency", "smoothgrad"), ("saliency", "guided"), ("saliency", "gradcam"),
+        ("deepdream", "plain"),
         ("activations", "plain")]
 PANEL_TABS = ["filters", "neighbours", "tsne", "patches", "occlusion", "saliency", "guided", "class_visualization",
               "fooling", "inversion", "deepdream", "texture", "gatys"]

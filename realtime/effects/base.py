@@ -32,8 +32,8 @@ class EffectOptions:
     weights: str | None = None
     layer: str | None = None
     target: int | None = None  # ImageNet class for saliency; None: the top class
-    saliency_mode: str = "plain"  # plain | smoothgrad | guided
-    dream_steps: int = 2
+    saliency_mode: str = "plain"  # plain | smoothgrad | guided | gradcam
+    dream_steps: int = 1
     threads: int | None = None
     border_pad: int | None = None  # mirrored margin around style frames; None: the model's own
     workers: int | None = None  # frames the style effect runs at once; None: measured (live), else 2 on a CPU

@@ -388,3 +388,101 @@ def test_a_model_whose_name_is_not_utf8_runs_on_every_path(exported, tmp_path):
     for backend in ("onnxruntime", "openvino"):
         r = stylelens("render", folder, "--model", exported, "--backend", backend, "--out", tmp_path / f"{backend}.mp4")
         assert r.returncode == 0, r.stderr
+
+
+# 6. NaN weights ------------------------------------------------------------------------------------------
+
+def _train_settings(photos_dir, style_images, out, **kw):
+    from training.settings import TrainSettings
+
+    base = dict(style=[str(style_images[0])], data=str(photos_dir), out=str(out), arch="tiny", size=32,
+                style_size=64, batch=1, steps=4, sample_every=100, checkpoint_every=2, precision="fp32",
+                device="cpu", workers=0)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def _poison_gradients(monkeypatch, at_steps):
+    """From the network's next build on, its output layer's gradient is NaN at the given steps (counted
+    from 1), the loss staying finite: as a 0/0 in a backward pass does."""
+    import torch
+
+    import training.train as train_module
+
+    real = train_module.build_training
+
+    def build(s, device):
+        parts = real(s, device)
+        calls = {"n": 0}
+
+        def poison(grad):
+            calls["n"] += 1
+            return grad * float("nan") if calls["n"] in at_steps else grad
+        parts.net.out.weight.register_hook(poison)
+        return parts
+    monkeypatch.setattr(train_module, "build_training", build)
+    return torch
+
+
+def test_a_nan_gradient_skips_its_step_and_no_nan_weight_is_ever_saved(photos_dir, style_images, tmp_path,
+                                                                       monkeypatch, capsys):
+    import torch
+
+    from training.checkpoint import load_checkpoint
+    from training.train import train
+
+    _poison_gradients(monkeypatch, at_steps={2})
+    ckpt = train(_train_settings(photos_dir, style_images, tmp_path / "run"), progress=False)
+    err = capsys.readouterr().err
+    assert "step 2: the gradients are NaN or infinite; the step is skipped" in err
+    assert "1 step skipped" in err
+    state = load_checkpoint(ckpt)
+    assert state["step"] == 4
+    assert all(bool(torch.isfinite(v).all()) for v in state["model"].values() if v.is_floating_point())
+
+
+def test_nan_gradients_step_after_step_stop_the_run_naming_the_step(photos_dir, style_images, tmp_path, monkeypatch):
+    from training.checkpoint import load_checkpoint
+    from training.train import TrainingDiverged, train
+
+    _poison_gradients(monkeypatch, at_steps=set(range(3, 100)))
+    with pytest.raises(TrainingDiverged, match=r"for 10 steps in a row, up to step 12; stopped"):
+        train(_train_settings(photos_dir, style_images, tmp_path / "run", steps=20), progress=False)
+    kept = load_checkpoint(tmp_path / "run" / "checkpoint.pt")  # the last one written: skipped steps kept its weights
+    assert kept["step"] == 10
+
+
+def test_every_verb_that_loads_weights_refuses_nan_ones(photos_dir, style_images, exported, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from training.checkpoint import NonFiniteWeights, save_checkpoint
+
+    bad_ckpt = make_checkpoint(tmp_path / "run" / "checkpoint.pt", nan=True)
+    one_error_line(stylelens("export", bad_ckpt, "--out", tmp_path / "x.onnx"), "checkpoint.pt", "NaN")
+    assert not (tmp_path / "x.onnx").exists()
+    r = stylelens("train", "--style", style_images[0], "--data", photos_dir, "--out", tmp_path / "run", "--resume",
+                  "--arch", "tiny", "--size", "32", "--steps", "3", "--no-progress")
+    one_error_line(r, "checkpoint.pt", "NaN")
+    with pytest.raises(NonFiniteWeights):  # and training never writes one
+        import torch
+
+        save_checkpoint({"step": 3, "model": {"w": torch.tensor([float("nan")])}}, tmp_path / "never.pt")
+    assert not (tmp_path / "never.pt").exists()
+
+    model = onnx.load_from_string(exported.read_bytes())
+    weight = next(i for i in model.graph.initializer if i.dims and numpy_helper.to_array(i).size > 8)
+    values = numpy_helper.to_array(weight).copy()
+    values.flat[0] = np.nan
+    weight.CopyFrom(numpy_helper.from_array(values, weight.name))
+    nan_model = tmp_path / "nan.onnx"
+    onnx.save(model, str(nan_model))
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "p.png"), photo())
+    one_error_line(stylelens("stylize", tmp_path / "frames" / "p.png", "--model", nan_model, "--out", tmp_path / "o.png"),
+                   "nan.onnx", "NaN")
+    assert not (tmp_path / "o.png").exists()
+    for backend in ("onnxruntime", "openvino"):
+        r = stylelens("render", tmp_path / "frames", "--model", nan_model, "--backend", backend,
+                      "--out", tmp_path / "o.mp4")
+        one_error_line(r, "nan.onnx", "NaN")

@@ -30,14 +30,17 @@ from models.common.images import read_rgb, resize_max_side, rgb_to_tensor, tenso
 from models.common.machine import cpu_flags
 from models.common.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
-from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from training.checkpoint import CHECKPOINT_NAME, NonFiniteWeights, load_checkpoint, save_checkpoint
 from training.data import CropDataset, StepSampler, random_crop
 from training.losses import PerceptualLoss, StyleCalibration, default_loss_config
 from training.settings import TrainSettings, check_resume_compatible, style_names
 
 
 class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss, the gradients or the weights became NaN or infinite; the last good checkpoint is kept."""
+
+
+MAX_SKIPPED_IN_A_ROW = 10  # steps with gradients that are not finite, skipped one after another, before the run stops
 
 
 def _cpu_has_amx() -> bool:
@@ -142,7 +145,8 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
 
     Returns the loss values (``total``, ``content``, ``style``, ``tv``, and ``stability``
     when on). ``check(values)`` runs after the backward pass and before the update, and
-    may raise to stop it. ``calibration`` (with the step number) sees the outputs and photos
+    may raise to stop it. Gradients that are not all finite skip the update (``skipped`` is
+    then in the values): the weights and the optimizer's state stay finite. ``calibration`` (with the step number) sees the outputs and photos
     after the update.
 
     ``stability = (weight, noise)`` adds the noise-stability term of Gupta et al. 2017: the
@@ -170,10 +174,18 @@ def train_step(model: torch.nn.Module, criterion: PerceptualLoss, opt: torch.opt
             losses["total"] = losses["total"] + stability_weight * losses["stability"]
     opt.zero_grad(set_to_none=True)
     losses["total"].backward()
-    # one device-to-host copy for all the values
-    values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+    # One device-to-host copy for all the values and whether every gradient is finite: a finite loss
+    # can still have NaN gradients (a 0/0 in a backward), and one update with them makes every weight NaN.
+    grads = [q.grad for group in opt.param_groups for q in group["params"] if q.grad is not None]
+    finite = torch.stack([torch.isfinite(g).all() for g in grads]).all().float() if grads else torch.ones(())
+    numbers = torch.stack([*(v.detach().float() for v in losses.values()), finite.to(x.device)]).tolist()
+    values = dict(zip(losses, numbers[:-1]))
     if check is not None:
         check(values)
+    if not numbers[-1]:  # the update is skipped: the weights and the optimizer's moments stay as they were
+        opt.zero_grad(set_to_none=True)
+        values["skipped"] = 1.0
+        return values
     opt.step()
     if calibration is not None:
         calibration.update(step, y.detach(), x, style_index)
@@ -227,6 +239,7 @@ class _Run:
         }
         self.calibration = self._calibration()
         self.start, self.saved_rng = 0, None
+        self.skipped_steps = self.skipped_in_a_row = 0  # steps skipped for gradients that were not finite
 
     def _calibration(self) -> StyleCalibration | None:
         s, n, criterion = self.s, len(self.names), self.parts.criterion
@@ -297,6 +310,19 @@ class _Run:
                 f"loss became {values['total']} at step {step + 1}; stopped. The last good checkpoint "
                 f"({self.ckpt_path}) is kept: try a lower --lr or --style-weight")
 
+    def skip(self, step: int, bar) -> None:
+        """A step whose gradients were not finite was skipped (weights kept); too many in a row stop the run."""
+        self.skipped_in_a_row += 1
+        self.skipped_steps += 1
+        if self.rank == 0 and self.skipped_steps <= 3:
+            bar.write(f"warning: step {step + 1}: the gradients are NaN or infinite; the step is skipped, the "
+                      f"weights are kept", file=sys.stderr)
+        if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise TrainingDiverged(
+                f"the gradients were NaN or infinite for {self.skipped_in_a_row} steps in a row, up to step "
+                f"{step + 1}; stopped. The last good checkpoint ({self.ckpt_path}) is kept: try a lower --lr "
+                f"or --style-weight")
+
     def _batches(self, sampler: StepSampler):
         s, device = self.s, self.device
         workers = s.workers if s.workers is not None else (4 if device.type == "cuda" else 0)
@@ -334,8 +360,12 @@ class _Run:
                                 check=lambda v, step=step: self.check_finite(v, step),
                                 stability=(s.stability_weight, s.stability_noise),
                                 calibration=calibration, step=step)
-            for k, v in values.items():  # exponential moving averages for the progress bar
-                running[k] = 0.9 * running.get(k, v) + 0.1 * v
+            if values.pop("skipped", 0.0):
+                self.skip(step, bar)
+            else:
+                self.skipped_in_a_row = 0
+                for k, v in values.items():  # exponential moving averages for the progress bar
+                    running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if calibration is not None:  # the style weight in use (mean over styles), what it holds
                 running["sw"] = criterion.config.style_weight * float(criterion.style_scale.mean())
                 if calibration.measured:
@@ -346,7 +376,10 @@ class _Run:
             if rank == 0 and (done % s.sample_every == 0 or done == s.steps):
                 _write_samples(net, photo, n, self.out / "samples" / f"step_{done:06d}.png")
             if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
-                save_checkpoint(self.state(done, time.perf_counter() - t0), self.ckpt_path)
+                try:
+                    save_checkpoint(self.state(done, time.perf_counter() - t0), self.ckpt_path)
+                except NonFiniteWeights as e:  # never saved: the previous checkpoint stays
+                    raise TrainingDiverged(str(e)) from None
             if rank == 0 and on_step is not None:
                 on_step(done, s.steps, dict(running))
         bar.close()
@@ -354,6 +387,8 @@ class _Run:
             dist.barrier()
         if rank == 0 and step + 1 >= s.steps and running:
             summary = ", ".join(f"{k} {v:.4g}" for k, v in running.items())
-            print(f"done: {s.steps} steps, {time.perf_counter() - t0:.0f} s; losses {summary}; "
+            skipped = (f"; {self.skipped_steps} step{'s' * (self.skipped_steps != 1)} skipped (gradients NaN or "
+                       f"infinite)" if self.skipped_steps else "")
+            print(f"done: {s.steps} steps, {time.perf_counter() - t0:.0f} s; losses {summary}{skipped}; "
                   f"checkpoint {self.ckpt_path}", file=sys.stderr)
         return self.ckpt_path

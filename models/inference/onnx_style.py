@@ -160,6 +160,22 @@ class OnnxStyleModel:
         if providers and providers[0] not in self.providers:
             warnings.warn(f"{providers[0]} is not usable here (no NVIDIA driver or CUDA libraries); "
                           f"running {self.path.name} on {self.providers[0]}")
+        self._check_finite(image.shape)
+
+    def _check_finite(self, shape: Sequence) -> None:
+        """Refuse a model whose weights are NaN or infinite: one run on a small grey picture, every style
+        weighed in, must give finite values (a NaN weight spreads to the whole output; the picture would
+        come out black). About a millisecond; a run that fails for another reason is left to the user's
+        own picture to report."""
+        h, w = (d if isinstance(d, int) and d > 0 else MIN_SIDE for d in shape[2:])
+        weights = np.full((1, len(self.styles)), 1.0 / len(self.styles), np.float32) if self.conditional else None
+        try:
+            out = self._run(self.session, np.full((1, 3, h, w), 0.5, np.float32), weights)[0]
+        except Exception:  # noqa: BLE001 - a fixed input size, or a graph that needs more: not this check's business
+            return
+        if not np.isfinite(out).all():
+            raise InputFileError(self.path, "its weights are NaN or infinite (its output is not a number): it "
+                                            "cannot be run; export it again from a good checkpoint")
 
     @property
     def training(self) -> dict:

@@ -486,3 +486,58 @@ def test_every_verb_that_loads_weights_refuses_nan_ones(photos_dir, style_images
         r = stylelens("render", tmp_path / "frames", "--model", nan_model, "--backend", backend,
                       "--out", tmp_path / "o.mp4")
         one_error_line(r, "nan.onnx", "NaN")
+
+
+# 9. A checkpoint from an older version --------------------------------------------------------------------
+
+def _as_before_the_colour_and_tone_terms(ckpt_path: Path) -> None:
+    """Rewrite a checkpoint as one written before the colour and tone terms, the pooled Grams and the
+    calibration existed: their settings are not recorded at all."""
+    import torch
+
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    for key in ("color_weight", "tone_weight", "style_scales"):
+        ckpt["config"]["loss"].pop(key)
+    for key in ("structure_target", "calibration_start", "calibration_end", "tone_weight", "style_factor"):
+        ckpt["config"]["settings"].pop(key, None)
+    for key in ("calibration", "style_scale"):
+        ckpt.pop(key, None)
+    ckpt["config"].pop("style_weights_used", None)
+    torch.save(ckpt, ckpt_path)
+
+
+def test_an_old_checkpoint_resumes_with_the_settings_it_records(photos_dir, style_images, tmp_path, capsys):
+    from training.checkpoint import load_checkpoint
+    from training.train import train
+
+    run = tmp_path / "old"
+    train(_train_settings(photos_dir, style_images, run, steps=2, structure_target=0.0, style_weight=10.0,
+                          tone_weight=0.0), progress=False)
+    _as_before_the_colour_and_tone_terms(run / "checkpoint.pt")
+    capsys.readouterr()
+    train(_train_settings(photos_dir, style_images, run, steps=4, resume=True), progress=False)  # today's defaults
+    assert "with the settings it records (the colour term off, the tone term off, no calibration)" \
+        in capsys.readouterr().err
+    resumed = load_checkpoint(run / "checkpoint.pt")
+    loss, settings = resumed["config"]["loss"], resumed["config"]["settings"]
+    assert resumed["step"] == 4
+    assert loss["color_weight"] == 0 and loss["tone_weight"] == 0 and loss["style_scales"] == [1]
+    assert loss["style_weight"] == 10.0 and settings["structure_target"] == 0 and resumed["calibration"] is None
+
+
+def test_resuming_an_old_checkpoint_with_other_settings_is_refused_in_one_line(photos_dir, style_images, tmp_path):
+    from training.train import train
+
+    run = tmp_path / "old"
+    train(_train_settings(photos_dir, style_images, run, steps=2, structure_target=0.0, style_weight=10.0,
+                          tone_weight=0.0), progress=False)
+    _as_before_the_colour_and_tone_terms(run / "checkpoint.pt")
+    common = ("train", "--style", style_images[0], "--data", photos_dir, "--out", run, "--resume", "--arch", "tiny",
+              "--size", "32", "--style-size", "64", "--batch", "1", "--steps", "3", "--no-progress",
+              "--precision", "fp32", "--device", "cpu")
+    one_error_line(stylelens(*common, "--tone-weight", "1"), "checkpoint.pt", "--tone-weight 1",
+                   "trained with 0 (it was trained before this term)")
+    one_error_line(stylelens(*common, "--structure-target", "0.55"), "--structure-target 0.55",
+                   "before the calibration")
+    r = stylelens(*common)
+    assert r.returncode == 0, r.stderr

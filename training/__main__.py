@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from models.common.cli import HelpFormatter, exit_code_of, min_int
+from models.common.errors import UserError
 from models.common.extras import require
 from models.inference.stylize import add_stylize_arguments, run_stylize
 
@@ -62,7 +64,7 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     t.add_argument("--style-weight", type=float,
                    help="style strength relative to the calibrated weight (default 1; 2 = twice the style): a "
                         "calibration sets each painting's weight so the photo stays readable (--structure-target)")
-    t.add_argument("--structure-target", type=float, default=0.55, metavar="S",
+    t.add_argument("--structure-target", type=float, metavar="S",
                    help="how much of the photo's edges the calibration keeps, 0-1 (lower = more painting; "
                         "default 0.55; Johnson et al.'s published models keep 0.57-0.66 of a 510 px photo); 0 turns the calibration off "
                         "and --style-weight becomes the absolute weight")
@@ -102,27 +104,77 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     return ap
 
 
+def _train_door(args: argparse.Namespace) -> None:
+    """Every path of ``train`` checked before torch and the loss network load (33-85 s): one line saying
+    what the path is and what was expected."""
+    from models.common.files import check_input_file, check_input_folder, check_output_file, refuse_overwriting_inputs
+    from models.common.images import IMAGE_SUFFIXES, read_rgb
+
+    for style in args.style:
+        check_input_file(style, "a painting (an image file)")
+        read_rgb(style)  # a damaged or unreadable painting, now rather than after the loading
+    data = check_input_folder(args.data, "a folder of photos")
+    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in data.rglob("*") if p.is_file()):
+        raise UserError(f"{data}: no photos in this folder or below it ({', '.join(IMAGE_SUFFIXES)})")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: --out must be a folder, and this is a file")
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists() and not args.resume:
+        raise UserError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
+    check_output_file(checkpoint, "a run folder")
+    refuse_overwriting_inputs(checkpoint, args.style)
+    if args.loss_net_weights:
+        check_input_file(args.loss_net_weights, "a weights file for the loss network")
+
+
 def _train(args: argparse.Namespace) -> None:
     require("train", "training a style")
+    _train_door(args)
     from training.train import TrainSettings, train
 
+    structure_target = 0.55 if args.structure_target is None else args.structure_target
+    # what the user gave, not a default: a resumed run refuses these where they differ from its checkpoint
+    given = tuple(k for k, v in (("content_weight", args.content_weight), ("tv_weight", args.tv_weight),
+                                 ("tone_weight", args.tone_weight), ("structure_target", args.structure_target),
+                                 ("style_weight", args.style_weight), ("style_factor", args.style_weight))
+                  if v is not None)
     settings = TrainSettings(
         style=args.style, names=args.names, data=args.data, out=args.out, loss_net=args.loss_net,
         loss_net_weights=args.loss_net_weights, arch=args.arch, size=args.size, style_size=args.style_size,
         batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
-        style_factor=args.style_weight if args.structure_target > 0 and args.style_weight is not None else 1.0,
-        style_weight=args.style_weight if args.structure_target <= 0 else None,
-        structure_target=args.structure_target, tv_weight=args.tv_weight,
+        style_factor=args.style_weight if structure_target > 0 and args.style_weight is not None else 1.0,
+        style_weight=args.style_weight if structure_target <= 0 else None,
+        structure_target=structure_target, tv_weight=args.tv_weight,
         tone_weight=args.tone_weight,
         stability_weight=args.stability_weight,
         stability_noise=args.stability_noise, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision, device=args.device,
-        workers=args.workers, resume=args.resume)
+        workers=args.workers, resume=args.resume, given=given)
     train(settings, progress=not args.no_progress)
+
+
+def _export_door(args: argparse.Namespace) -> None:
+    """The checkpoint and the output of ``export`` checked before torch loads and the export runs (150 s)."""
+    from models.common.files import check_output_file, refuse_overwriting_inputs
+
+    ckpt = Path(args.checkpoint)
+    if ckpt.is_dir():
+        if not (ckpt / "checkpoint.pt").is_file():
+            raise UserError(f"{ckpt}: is a folder without a checkpoint.pt (expected a checkpoint or a run folder)")
+        ckpt = ckpt / "checkpoint.pt"
+    elif not ckpt.exists():
+        raise UserError(f"{ckpt}: no such file (expected a checkpoint.pt or its run folder)")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder, expected an .onnx file name (e.g. {out / 'mine.onnx'})")
+    check_output_file(out, "an .onnx file name")
+    refuse_overwriting_inputs(out, [ckpt])
 
 
 def _export(args: argparse.Namespace) -> None:
     require("train", "exporting a checkpoint")
+    _export_door(args)
     from training.export import export_checkpoint
 
     path, err = export_checkpoint(args.checkpoint, args.out, fp16=args.fp16, border_pad=args.border_pad)

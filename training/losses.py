@@ -54,6 +54,17 @@ class LossConfig:
         d["style_scales"] = list(self.style_scales)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "LossConfig":
+        """The config a checkpoint records (``to_dict``), keys it does not know left out."""
+        from dataclasses import fields
+
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "style_scales" in d:
+            d["style_scales"] = tuple(int(f) for f in d["style_scales"])
+        return cls(**d)
+
     def with_overrides(self, content_weight: float | None = None, style_weight: float | None = None,
                        tv_weight: float | None = None, tone_weight: float | None = None,
                        content_layers: Sequence[str] | None = None,

@@ -47,6 +47,9 @@ class TrainSettings:
     workers: int | None = None
     resume: bool = False
     names: list[str] = field(default_factory=list)  # style names; default: file stems
+    # The settings the user gave on the command line (not defaults): a resumed run takes the others from
+    # its checkpoint, and refuses these where they differ from it. Not recorded in checkpoints.
+    given: tuple[str, ...] = ()
 
 
 def style_names(settings: TrainSettings) -> list[str]:
@@ -61,6 +64,7 @@ def style_names(settings: TrainSettings) -> list[str]:
 # Settings that define the network or the stream of training batches: a resumed run must keep them.
 _RESUME_FIXED = ("arch", "styles", "loss_net", "world_size")
 _RESUME_FIXED_SETTINGS = ("size", "style_size", "batch", "seed", "data", "style")
+_NOT_RECORDED = ("resume", "given")  # TrainSettings fields kept out of a checkpoint's record
 
 
 def check_resume_compatible(ckpt_cfg: dict, cfg: dict, path: Path) -> None:
@@ -69,3 +73,56 @@ def check_resume_compatible(ckpt_cfg: dict, cfg: dict, path: Path) -> None:
     for key, old, new in pairs:
         if old != new:
             raise UserError(f"{path}: cannot resume with {key}={new!r}: the checkpoint was trained with {old!r}")
+
+
+# The loss settings a resumed run takes from its checkpoint, with their value in checkpoints written
+# before the setting existed: the colour and tone terms and the pooled Grams did not exist (off), nor
+# the calibration (the style weight was the weight itself).
+_LOSS_BEFORE = {"color_weight": 0.0, "tone_weight": 0.0, "style_scales": [1]}
+_FLAGS = {"content_weight": "--content-weight", "tv_weight": "--tv-weight", "tone_weight": "--tone-weight",
+          "style_weight": "--style-weight", "structure_target": "--structure-target", "color_weight": "the colour term",
+          "style_scales": "the pooled Grams", "style_factor": "--style-weight"}
+
+
+def recorded_loss(ckpt_cfg: dict) -> dict:
+    """The loss settings a checkpoint trained with, those it does not record at their value from before
+    they existed (:data:`_LOSS_BEFORE`)."""
+    return {**_LOSS_BEFORE, **ckpt_cfg.get("loss", {})}
+
+
+def settings_to_resume(s: TrainSettings, ckpt_cfg: dict, path: Path) -> tuple[TrainSettings, dict, list[str]]:
+    """The settings a ``--resume``d run goes on with: the loss terms and the calibration the checkpoint
+    records (a checkpoint from before a term or the calibration existed trained without it), never
+    today's defaults. Returns (settings, the loss settings to train with, what differs from today's
+    defaults, in words). A setting given on the command line that differs from the checkpoint's is
+    refused in one line naming both."""
+    from dataclasses import replace
+
+    loss = recorded_loss(ckpt_cfg)
+    old = ckpt_cfg.get("settings", {})
+    calibrated = float(old.get("structure_target", 0.0) or 0.0)  # absent: trained before the calibration
+    keep = {"structure_target": calibrated, "calibration_start": old.get("calibration_start"),
+            "calibration_end": old.get("calibration_end")}
+    asked = {"content_weight": s.content_weight, "tv_weight": s.tv_weight, "tone_weight": s.tone_weight,
+             "structure_target": s.structure_target}
+    if calibrated > 0:
+        keep["style_factor"] = float(old.get("style_factor", 1.0))
+        asked["style_factor"] = s.style_factor
+    else:
+        asked["style_weight"] = s.style_weight if s.style_weight is not None else s.style_factor
+    for key, value in asked.items():
+        if key not in s.given or value is None:
+            continue
+        had = keep[key] if key in keep else loss.get(key)
+        if had is None or abs(float(value) - float(had)) > 1e-12 * max(1.0, abs(float(had))):
+            what = _FLAGS[key]
+            before = " (it was trained before the calibration)" if key == "structure_target" and not calibrated else                 " (it was trained before this term)" if key in _LOSS_BEFORE and key not in ckpt_cfg.get("loss", {}) else ""
+            if key == "style_weight" and not calibrated:
+                had = loss.get("style_weight")
+            raise UserError(f"{path}: cannot resume with {what} {value:g}: the checkpoint was trained with "
+                            f"{float(had):g}{before}; leave it out to go on as it was trained")
+    resumed = replace(s, **keep, content_weight=loss.get("content_weight", s.content_weight),
+                      tv_weight=loss.get("tv_weight", s.tv_weight), tone_weight=loss["tone_weight"])
+    notes = [f"{name} off" for key, name in (("color_weight", "the colour term"), ("tone_weight", "the tone term"))
+             if not loss[key]] + ([] if calibrated else ["no calibration"])
+    return resumed, loss, notes

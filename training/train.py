@@ -32,8 +32,8 @@ from models.common.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config, one_hot
 from training.checkpoint import CHECKPOINT_NAME, NonFiniteWeights, load_checkpoint, save_checkpoint
 from training.data import CropDataset, StepSampler, random_crop
-from training.losses import PerceptualLoss, StyleCalibration, default_loss_config
-from training.settings import TrainSettings, check_resume_compatible, style_names
+from training.losses import LossConfig, PerceptualLoss, StyleCalibration, default_loss_config
+from training.settings import _NOT_RECORDED, TrainSettings, check_resume_compatible, settings_to_resume, style_names
 
 
 class TrainingDiverged(UserError):
@@ -109,7 +109,7 @@ class TrainingParts:
     weights_source: str = ""  # where the loss network's weights came from, in words
 
 
-def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
+def build_training(s: TrainSettings, device: torch.device, loss: dict | None = None) -> TrainingParts:
     """Seed, then the loss network with the Grams of each style image, the style network
     (one style per image) and its optimizer.
 
@@ -124,8 +124,11 @@ def build_training(s: TrainSettings, device: torch.device) -> TrainingParts:
                      for p in s.style]
     backbone = load_backbone(s.loss_net, s.loss_net_weights, device=device)
     absolute_style = None if s.structure_target > 0 else s.style_weight
-    loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight,
-                                                              s.tone_weight)
+    if loss is not None:  # a resumed run: the loss its checkpoint records (training.settings.settings_to_resume)
+        loss_cfg = LossConfig.from_dict(loss)
+    else:
+        loss_cfg = default_loss_config(s.loss_net).with_overrides(s.content_weight, absolute_style, s.tv_weight,
+                                                                  s.tone_weight)
     criterion = PerceptualLoss(backbone, loss_cfg, style_tensors)
     source = backbone.weights_source
     del backbone  # the criterion holds its own folded copy
@@ -228,13 +231,18 @@ class _Run:
         self.out = Path(s.out)
         self.ckpt_path = self.out / CHECKPOINT_NAME
         self.names = style_names(s)
-        self.parts = build_training(s, device)
+        self._ckpt, loss, self.notes = None, None, []
+        if s.resume and self.ckpt_path.exists():  # go on with the settings the checkpoint records
+            self._ckpt = load_checkpoint(self.ckpt_path)
+            s, loss, self.notes = settings_to_resume(s, self._ckpt["config"], self.ckpt_path)
+            self.s = s
+        self.parts = build_training(s, device, loss)
         self.dataset = CropDataset(s.data, s.size)
         self.config = {
             "arch": s.arch, "net": arch_config(s.arch).to_dict(), "styles": self.names, "loss_net": s.loss_net,
             "loss_net_weights": self.parts.weights_source,
             "loss": self.parts.criterion.config.to_dict(), "style_images": [str(p) for p in s.style],
-            "settings": {k: v for k, v in asdict(s).items() if k not in ("resume",)},
+            "settings": {k: v for k, v in asdict(s).items() if k not in _NOT_RECORDED},
             "precision": "bf16" if self.parts.bf16 else "fp32", "world_size": world,
         }
         self.calibration = self._calibration()
@@ -256,8 +264,8 @@ class _Run:
     def resume(self) -> bool:
         """Load the checkpoint of a ``--resume``d run; False when it has nothing left to do."""
         s, net, opt, criterion = self.s, self.parts.net, self.parts.opt, self.parts.criterion
-        if s.resume and self.ckpt_path.exists():
-            ckpt = load_checkpoint(self.ckpt_path)
+        if self._ckpt is not None:
+            ckpt = self._ckpt
             check_resume_compatible(ckpt["config"], self.config, self.ckpt_path)
             load_strictly(net, ckpt["model"], self.ckpt_path, "cannot resume: its weights do not fit this network")
             opt.load_state_dict(ckpt["optimizer"])
@@ -274,7 +282,8 @@ class _Run:
             self.start = int(ckpt["step"])
             self.config["wall_seconds_before"] = float(ckpt["config"].get("wall_seconds", 0.0))
             if self.rank == 0:
-                print(f"resuming {self.ckpt_path} at step {self.start} of {s.steps}", file=sys.stderr)
+                recorded = f", with the settings it records ({', '.join(self.notes)})" if self.notes else ""
+                print(f"resuming {self.ckpt_path} at step {self.start} of {s.steps}{recorded}", file=sys.stderr)
         elif s.resume and self.rank == 0:
             print(f"--resume: no checkpoint in {self.out} yet, starting from step 0", file=sys.stderr)
         if self.start >= s.steps:

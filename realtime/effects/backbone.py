@@ -74,6 +74,16 @@ class BackboneEffect(Effect):
     def reset(self) -> None:
         self._prev_grey = None
 
+    def prepare(self, frame_hw: tuple[int, int], log=None, live: bool = False) -> None:
+        """Before the first frame: export and open what the fast engine runs at this size (seconds,
+        once per machine and size), so the first frames do not stall."""
+        from realtime.effects.style import processing_hw
+
+        self.warm(processing_hw(frame_hw, self.size, 0))
+
+    def warm(self, hw: tuple[int, int]) -> None:
+        """Build what frames of ``hw`` (the processing size) need; nothing by default."""
+
     def scene_changed(self, frame: np.ndarray) -> bool:
         """Whether ``frame`` differs from the one before by more than :data:`SCENE_CHANGE` (a cut)."""
         grey = _small_grey(frame)
@@ -99,7 +109,9 @@ class BackboneEffect(Effect):
         key = (layer, hw, logits)
         engines = self.__dict__.setdefault("_engines", {})
         if key not in engines:
-            engines[key] = TapEngine(export_tap(self.model, layer, hw, logits), self.threads)
+            engine = TapEngine(export_tap(self.model, layer, hw, logits), self.threads)
+            engine(np.zeros((1, 3, *hw), np.float32))  # opens both engines and keeps the faster
+            engines[key] = engine
         return engines[key]
 
 
@@ -131,6 +143,10 @@ class SaliencyEffect(BackboneEffect):
     def cycle(self, step: int = 1) -> None:
         self.mode = self.modes[(self.modes.index(self.mode) + step) % len(self.modes)]
         self.reset()
+
+    def warm(self, hw: tuple[int, int]) -> None:
+        if self.cam_in_engine:
+            self.engine("head", hw, logits=True)
 
     def reset(self) -> None:
         super().reset()
@@ -260,6 +276,9 @@ class ActivationsEffect(BackboneEffect):
 
     name = "activations"
     layers = ("block2", "block4", "block7", "stem", "block10", "block14")
+
+    def warm(self, hw: tuple[int, int]) -> None:
+        self.engine(self.layer, hw)
 
     def maps(self, frame: np.ndarray) -> np.ndarray:
         """The layer's maps (C, h, w), each scaled to [0, 1], from the fast engine."""

@@ -1,0 +1,67 @@
+"""Reduced precision for the style networks: offered only where the CPU has it, kept only within the
+PSNR budget of fp32 on the calibration photos, and fp32 on every other machine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import catalogue
+from models.inference import backends, precision
+from models.inference.backends import candidates, load_style_model, probe_backends
+
+MODEL = catalogue.model_path("starry_night_tiny")
+needs_openvino = pytest.mark.skipif(not backends.openvino_available(), reason="needs OpenVINO")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLELENS_CACHE_DIR", str(tmp_path))
+
+
+def test_candidates_follow_the_cpu(monkeypatch):
+    monkeypatch.setattr(backends, "has_bf16", lambda: False)
+    monkeypatch.setattr(backends, "has_vnni", lambda: False)
+    plain = candidates("auto")
+    assert all("-" not in c for c in plain)  # an AVX2 machine: fp32 only
+    monkeypatch.setattr(backends, "has_bf16", lambda: True)
+    monkeypatch.setattr(backends, "has_vnni", lambda: True)
+    rich = candidates("auto")
+    assert ("openvino-bf16" in rich) == backends.openvino_available() and "onnxruntime-int8" in rich
+    assert candidates("fp32") == plain
+
+
+def test_the_calibration_photos_and_the_budget():
+    images = precision.calibration_images()
+    assert len(images) == 8 and all(x.dtype == np.float32 and x.shape[1] == 3 and x.max() <= 1 for x in images)
+    ref = load_style_model(MODEL, "onnxruntime", ["CPUExecutionProvider"], 1)
+    assert precision.within_budget(ref.run, ref.run, images[:2]) == float("inf")
+    noisy = lambda x: np.clip(ref.run(x) + 0.05, 0, 1)  # noqa: E731  a shift of 13 grey levels: 26 dB
+    assert precision.within_budget(ref.run, noisy, images[:2]) < precision.PSNR_BUDGET
+
+
+@pytest.mark.parametrize("forced", ["fp32", "int8", pytest.param("bf16", marks=needs_openvino)])
+def test_a_forced_precision_runs_and_is_kept_only_within_the_budget(forced):
+    log: list[str] = []
+    choice, seconds, models = probe_backends(MODEL, (64, 96), threads=1, log=log.append, precision=forced)
+    engine, got = backends.split_backend(choice)
+    ref = load_style_model(MODEL, "onnxruntime", ["CPUExecutionProvider"], 1)
+    quality = precision.within_budget(ref.run, load_style_model(MODEL, choice, ["CPUExecutionProvider"], 1).run,
+                                      precision.calibration_images()[:3])
+    assert quality >= precision.PSNR_BUDGET  # whatever runs keeps the picture
+    if got != forced:  # the forced precision missed the budget here, and said so
+        assert got == "fp32" and any("budget" in line for line in log), log
+    x = np.random.default_rng(0).random((1, 3, 2, 3), dtype=np.float32)  # and runs on a tiny input too
+    assert load_style_model(MODEL, choice, ["CPUExecutionProvider"], 1).run(x).shape == x.shape
+
+
+def test_the_style_effect_runs_fp32_on_a_machine_without_bf16_or_vnni(monkeypatch):
+    from realtime.effects import EffectOptions, create_effect
+
+    monkeypatch.setattr(backends, "has_bf16", lambda: False)
+    monkeypatch.setattr(backends, "has_vnni", lambda: False)
+    fx = create_effect("style", EffectOptions(model="starry_night_tiny", provider="cpu"))
+    fx.prepare((48, 64))
+    assert backends.split_backend(fx.backend)[1] == "fp32"
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    assert fx(frame).shape == frame.shape

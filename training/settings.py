@@ -16,7 +16,7 @@ class TrainSettings:
     style: list[str]
     data: str
     out: str
-    loss_net: str = "efficientnet_lite0"
+    loss_net: str = "auto"  # auto: vgg16 where its weights are at hand, else efficientnet_lite0
     loss_net_weights: str | None = None
     arch: str = "johnson"
     size: int = 256

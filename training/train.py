@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.backbones import load_backbone
+from models.backbones import default_loss_network, load_backbone
 from models.common.errors import UserError, load_strictly
 from models.common.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
 from models.common.machine import cpu_flags
@@ -118,6 +118,8 @@ def build_training(s: TrainSettings, device: torch.device, loss: dict | None = N
     """
     if device.type == "cpu":
         keep_freed_memory()
+    if s.loss_net == "auto":  # the name the run is recorded and resumed with
+        s.loss_net = default_loss_network()
     torch.manual_seed(s.seed)
     style_size = s.style_size or 2 * s.size
     style_tensors = [rgb_to_tensor(resize_max_side(read_rgb(p, max_side=style_size), style_size)).to(device)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -13,18 +14,58 @@ from torch import nn
 from models.backbones import Backbone
 
 
+# Guided backprop's state is per thread, never on the network: the page's handlers share one backbone per
+# network (realtime.panel.inputs.backbone), and hooks that clamped every backward through it while one
+# request ran turned a concurrent request's plain backprop guided (2 rounds in 4) and moved its saliency.
+_guided = threading.local()
+_install = threading.Lock()
+_HOOKED = "_stylelens_guided_hooks"
+
+
+class _PositiveGradient(torch.autograd.Function):
+    """The identity, whose backward lets only positive gradients through."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.clamp_min(0)
+
+
+def _guide(module: nn.Module, inputs, output):
+    """A ReLU's forward hook: in a thread inside :func:`guided_relus`, its output's gradient is clamped
+    at 0 on the way back (the ReLU's own mask then applies, as guided backprop asks); elsewhere nothing."""
+    if getattr(_guided, "depth", 0) and torch.is_grad_enabled() and isinstance(output, torch.Tensor):
+        return _PositiveGradient.apply(output)
+    return None
+
+
+def _hook_relus(model: nn.Module) -> None:
+    """Give every ReLU-type unit of ``model`` the hook of :func:`_guide`, once (it does nothing outside
+    :func:`guided_relus`)."""
+    if getattr(model, _HOOKED, False):
+        return
+    with _install:
+        if not getattr(model, _HOOKED, False):
+            for m in model.modules():
+                if isinstance(m, (nn.ReLU, nn.ReLU6)):
+                    m.register_forward_hook(_guide)
+            object.__setattr__(model, _HOOKED, True)
+
+
 @contextmanager
 def guided_relus(model: nn.Module) -> Iterator[None]:
-    """Guided backpropagation: only positive gradients pass back through ReLU-type units."""
-    def clamp(module, grad_input, grad_output):
-        return tuple(g.clamp_min(0) if g is not None else None for g in grad_input)
-
-    handles = [m.register_full_backward_hook(clamp) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    """Guided backpropagation: only positive gradients pass back through ReLU-type units, for the
+    forward passes this thread runs inside the block; other threads using the same network at the
+    same time (the page's other requests) are untouched."""
+    _hook_relus(model)
+    _guided.depth = getattr(_guided, "depth", 0) + 1
     try:
         yield
     finally:
-        for h in handles:
-            h.remove()
+        _guided.depth -= 1
 
 
 def _check_image(image: torch.Tensor, single: bool = False) -> None:
@@ -53,7 +94,7 @@ def saliency(model: Backbone, image: torch.Tensor, target: int | None = None, sm
     Returns a (B, H, W) map scaled to [0, 1] per image and the class explained (the top
     class of the first image when ``target`` is None). ``smooth_samples`` > 0 averages
     the gradients of noisy copies (SmoothGrad, Smilkov et al. 2017; ``noise`` is the standard
-    deviation as a fraction of the value range, drawn from ``seed`` when given). On
+    deviation as a fraction of the value range, drawn from ``seed``, 0 when not given). On
     EfficientNet-Lite0 the plain gradient is diffuse; SmoothGrad with 8 samples and noise
     0.3 puts about two thirds of the map on chelsea's face (tests/test_visualize_attribution.py).
     """
@@ -64,12 +105,14 @@ def saliency(model: Backbone, image: torch.Tensor, target: int | None = None, sm
         target = _top_class(model, image)
     samples = max(1, smooth_samples)
     grads = torch.zeros_like(image)
-    gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+    # The noise of each call from its own generator (seed 0 unless given): the same picture gives the
+    # same map, whatever other requests draw from torch's global generator meanwhile.
+    gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
     ctx = guided_relus(model) if guided else nullcontext()
     with ctx:
         for i in range(samples):
             if smooth_samples:
-                eps = (torch.randn(image.shape, generator=gen) if gen is not None else torch.randn_like(image))
+                eps = torch.randn(image.shape, generator=gen)
                 x = image + noise * eps.to(image.device, image.dtype)
             else:
                 x = image.clone()
@@ -101,8 +144,10 @@ def _pre_activation(model: Backbone, layer: str) -> Iterator[list[torch.Tensor]]
     last = list(stage.children())[-1] if len(list(stage.children())) else stage
     captured: list[torch.Tensor] = []
     handle = None
+    mine = threading.get_ident()  # another request's forward through the same network is not captured
     if isinstance(last, nn.ReLU6):
-        handle = last.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))
+        handle = last.register_forward_hook(
+            lambda m, inp, out: captured.append(inp[0]) if threading.get_ident() == mine else None)
     try:
         yield captured
     finally:

@@ -396,6 +396,7 @@ def _train_settings(photos_dir, style_images, out, **kw):
     from training.settings import TrainSettings
 
     base = dict(style=[str(style_images[0])], data=str(photos_dir), out=str(out), arch="tiny", size=32,
+                loss_net="efficientnet_lite0",
                 style_size=64, batch=1, steps=4, sample_every=100, checkpoint_every=2, precision="fp32",
                 device="cpu", workers=0)
     base.update(kw)
@@ -411,8 +412,8 @@ def _poison_gradients(monkeypatch, at_steps):
 
     real = train_module.build_training
 
-    def build(s, device):
-        parts = real(s, device)
+    def build(*args, **kwargs):
+        parts = real(*args, **kwargs)
         calls = {"n": 0}
 
         def poison(grad):
@@ -462,7 +463,7 @@ def test_every_verb_that_loads_weights_refuses_nan_ones(photos_dir, style_images
     one_error_line(stylelens("export", bad_ckpt, "--out", tmp_path / "x.onnx"), "checkpoint.pt", "NaN")
     assert not (tmp_path / "x.onnx").exists()
     r = stylelens("train", "--style", style_images[0], "--data", photos_dir, "--out", tmp_path / "run", "--resume",
-                  "--arch", "tiny", "--size", "32", "--steps", "3", "--no-progress")
+                  "--arch", "tiny", "--size", "32", "--steps", "3", "--no-progress", "--loss-net", "efficientnet_lite0")
     one_error_line(r, "checkpoint.pt", "NaN")
     with pytest.raises(NonFiniteWeights):  # and training never writes one
         import torch
@@ -541,3 +542,93 @@ def test_resuming_an_old_checkpoint_with_other_settings_is_refused_in_one_line(p
                    "before the calibration")
     r = stylelens(*common)
     assert r.returncode == 0, r.stderr
+
+
+# 8. Two users of the page at once -------------------------------------------------------------------------
+
+def test_concurrent_requests_of_different_methods_give_what_each_gives_alone(tmp_path_factory):
+    pytest.importorskip("gradio_client")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    from tests.helpers.panel_io import output_image, write_chelsea
+    from tests.helpers.panel_server import panel_process
+
+    cat = handle_file(str(write_chelsea(tmp_path_factory.mktemp("cat"))))
+    tiny = tmp_path_factory.mktemp("tiny") / "tiny.png"
+    cv2.imwrite(str(tiny), np.random.default_rng(0).integers(0, 256, (3, 2, 3), dtype=np.uint8))
+    requests = {  # user A: guided beside plain backprop, and Grad-CAM; user B: saliency, plain and SmoothGrad
+        "guided": (("efficientnet_lite0", cat, "285: Egyptian cat", None, None), "/guided"),
+        "saliency": (("efficientnet_lite0", cat, "", 0), "/saliency"),
+        "smoothgrad": (("efficientnet_lite0", cat, "", 2), "/saliency"),
+    }
+    with panel_process(tmp_path_factory.mktemp("panel")) as panel:
+        clients = [Client(panel.url, verbose=False, download_files=str(tmp_path_factory.mktemp(f"d{i}")))
+                   for i in range(len(requests))]
+
+        def ask(client, name):
+            args, api = requests[name]
+            result = client.predict(*args, api_name=api)
+            return [output_image(r) for r in result if not isinstance(r, str) or Path(r).is_file()]
+
+        alone = {name: ask(clients[0], name) for name in requests}
+        styled = output_image(clients[0].predict(handle_file(str(tiny)), "starry_night_lite", "", api_name="/fast_style"))
+        assert styled.shape == (3, 2, 3)  # 11: a tiny picture through the page's fast style
+        with ThreadPoolExecutor(len(requests)) as pool:
+            for _ in range(3):
+                futures = {name: pool.submit(ask, client, name) for client, name in zip(clients, requests)}
+                for name, future in futures.items():
+                    got = future.result()
+                    for a, b in zip(alone[name], got):
+                        assert np.abs(a.astype(int) - b).max() <= 1, name
+
+
+# Rough edges: paths checked at the door, in words that say what the path is --------------------------------
+
+DOORS = [  # (arguments, what the one line says); {dir} a folder, {img} a photo, {ckpt} a checkpoint, {clip} a video
+    (("train", "--style", "{dir}", "--data", "{dir}", "--out", "{tmp}/r"), "is a folder, expected an image file"),
+    (("train", "--style", "{img}", "--data", "{img}", "--out", "{tmp}/r"), "is a file, expected a folder of photos"),
+    (("train", "--style", "{tmp}/gone.jpg", "--data", "{dir}", "--out", "{tmp}/r"), "gone.jpg: no such file"),
+    (("train", "--style", "{img}", "--data", "{dir}", "--out", "{img}"), "--out must be a folder"),
+    (("export", "{ckpt}", "--out", "{dir}"), "is a folder, expected an .onnx file name"),
+    (("export", "{dir}", "--out", "{tmp}/x.onnx"), "is a folder without a checkpoint.pt"),
+    (("export", "{ckpt}", "--out", "{ckpt}"), "is the input"),
+    (("stylize", "{img}", "--model", "{dir}", "--out", "{tmp}/o.png"), "is a folder"),
+    (("render", "{clip}", "--out", "{dir}"), "is a folder, expected a video file name"),
+]
+
+
+@pytest.mark.parametrize("args,says", DOORS, ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(DOORS)])
+def test_every_path_is_checked_at_the_door_before_any_heavy_import(clip, tmp_path, args, says):
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "sub" / "p.png"), photo())
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), photo())
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"PK\x03\x04 not really")
+    given = [a.format(dir=folder, img=img, ckpt=ckpt, clip=clip, tmp=tmp_path) for a in args]
+    code = ("import sys; from stylelens.cli import main; code = main(sys.argv[1:]); "
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch', file=sys.stderr); sys.exit(code)")
+    r = subprocess.run([sys.executable, "-c", code, *given], capture_output=True, text=True, timeout=120)
+    assert r.stderr.splitlines()[-1] == "no torch", r.stderr
+    r.stderr = "\n".join(r.stderr.splitlines()[:-1])
+    one_error_line(r, says)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_without_torchs_unsafe_advice(tmp_path):
+    cv2.imwrite(str(tmp_path / "notes.jpg"), photo())
+    line = one_error_line(stylelens("export", tmp_path / "notes.jpg", "--out", tmp_path / "x.onnx"), "notes.jpg",
+                          "not a PyTorch checkpoint", "JPEG picture")
+    assert "weights_only" not in line
+
+
+def test_stylize_and_render_both_create_a_missing_output_folder(clip, tmp_path):
+    cv2.imwrite(str(tmp_path / "p.png"), photo())
+    r = stylelens("stylize", tmp_path / "p.png", "--out", tmp_path / "new" / "x.png")
+    assert r.returncode == 0, r.stderr
+    r = stylelens("render", clip, "--effect", "none", "--out", tmp_path / "newer" / "deeper" / "x.mp4")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "new" / "x.png").is_file() and (tmp_path / "newer" / "deeper" / "x.mp4").is_file()

@@ -121,6 +121,8 @@ def settings_to_resume(s: TrainSettings, ckpt_cfg: dict, path: Path) -> tuple[Tr
                 had = loss.get("style_weight")
             raise UserError(f"{path}: cannot resume with {what} {value:g}: the checkpoint was trained with "
                             f"{float(had):g}{before}; leave it out to go on as it was trained")
+    if s.loss_net == "auto" and ckpt_cfg.get("loss_net"):  # the loss network it trained with
+        keep["loss_net"] = ckpt_cfg["loss_net"]
     resumed = replace(s, **keep, content_weight=loss.get("content_weight", s.content_weight),
                       tv_weight=loss.get("tv_weight", s.tv_weight), tone_weight=loss["tone_weight"])
     notes = [f"{name} off" for key, name in (("color_weight", "the colour term"), ("tone_weight", "the tone term"))

@@ -4,8 +4,9 @@ For each painting given, one row: the painting, the published output where one e
 (``--reference DIR``, files named ``*_<painting>.jpg``, e.g. Johnson et al.'s
 ``johnson_eccv16_chicago_wave.jpg``), the shipped model (the painting's first one-style model in
 ``models/zoo/manifest.json``), then each candidate (``--candidate LABEL=PATTERN``: an ONNX model or a training checkpoint,
-``{name}`` in the pattern standing for the painting's file stem). Every result is the same
-photo (``--photo``, default the bundled chicago.jpg) at ``--size`` (longer side, default 510).
+``{name}`` in the pattern standing for the painting's file stem). Every result is a photo
+(``--photo``, several allowed, default the bundled chicago.jpg) at ``--size`` (longer side, default
+510); a published output goes with the photo named in its file name.
 
 Two figures under each result, defined in the shared notes; they need no network of ours:
 - palette: sliced Wasserstein distance between the Lab pixel distributions of the result and
@@ -115,12 +116,33 @@ def _sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
                                          value=(255, 255, 255)) for l in lines])
 
 
+def _results(args, candidates: list[tuple[str, str]], name: str, stem: str,
+             photo: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, result) for one painting on one photo: the published outputs of that photo, the
+    shipped model, each candidate."""
+    results: list[tuple[str, np.ndarray]] = []
+    if args.reference:
+        for ref in sorted(Path(args.reference).glob(f"*_{stem}_{name}.jpg")):
+            results.append(("published", cv2.resize(read_rgb(ref), photo.shape[1::-1], interpolation=cv2.INTER_AREA)))
+    shipped = shipped_model(name)
+    if not args.no_shipped and shipped is not None:
+        results.append(("shipped", stylize_with(shipped, photo, name)))
+    for label, pattern in candidates:
+        path = Path(pattern.format(name=name))
+        if path.exists():
+            results.append((label, stylize_with(path, photo, name)))
+        else:
+            print(f"{name:18s} {stem:14s} {label:16s} (missing: {path})")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  epilog="\n".join(__doc__.splitlines()[1:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--styles", nargs="+", required=True, metavar="PAINTING", help="painting images, one row each")
-    ap.add_argument("--photo", default=str(catalogue.SAMPLE_PHOTO), help="the photo to stylise")
+    ap.add_argument("--photo", nargs="+", default=[str(catalogue.SAMPLE_PHOTO)],
+                    help="the photos to stylise, each beside the others in every row")
     ap.add_argument("--size", type=int, default=510, help="longer side of the photo (default 510: 510x338 chicago)")
     ap.add_argument("--reference", metavar="DIR", help="folder of published outputs named *_<painting>.jpg")
     ap.add_argument("--candidate", action="append", default=[], metavar="LABEL=PATTERN",
@@ -131,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        photo = resize_max_side(read_rgb(args.photo), args.size)
+        photos = [(Path(p).stem, resize_max_side(read_rgb(p), args.size)) for p in args.photo]
         candidates = []
         for item in args.candidate:
             label, sep, pattern = item.partition("=")
@@ -139,29 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"--candidate {item!r}: expected LABEL=PATTERN")
             candidates.append((label, pattern))
         rows = []
-        print(f"{'painting':18s} {'result':16s} {'palette':>8s} {'structure':>10s}")
+        print(f"{'painting':18s} {'photo':14s} {'result':16s} {'palette':>8s} {'structure':>10s}")
         for style_path in args.styles:
             name = Path(style_path).stem
             painting = read_rgb(style_path)
             row = [_tile(painting, args.height, [name, ""])]
-            results: list[tuple[str, np.ndarray]] = []
-            if args.reference:
-                for ref in sorted(Path(args.reference).glob(f"*_{name}.jpg")):
-                    results.append(("published", cv2.resize(read_rgb(ref), photo.shape[1::-1],
-                                                            interpolation=cv2.INTER_AREA)))
-            shipped = shipped_model(name)
-            if not args.no_shipped and shipped is not None:
-                results.append(("shipped", stylize_with(shipped, photo, name)))
-            for label, pattern in candidates:
-                path = Path(pattern.format(name=name))
-                if path.exists():
-                    results.append((label, stylize_with(path, photo, name)))
-                else:
-                    print(f"{name:18s} {label:16s} (missing: {path})")
-            for label, result in results:
-                pd, sk = palette_distance(result, painting), structure_kept(result, photo)
-                print(f"{name:18s} {label:16s} {pd:8.1f} {sk:10.2f}")
-                row.append(_tile(result, args.height, [label, f"palette {pd:.1f}  structure {sk:.2f}"]))
+            for stem, photo in photos:
+                for label, result in _results(args, candidates, name, stem, photo):
+                    pd, sk = palette_distance(result, painting), structure_kept(result, photo)
+                    print(f"{name:18s} {stem:14s} {label:16s} {pd:8.1f} {sk:10.2f}")
+                    row.append(_tile(result, args.height, [f"{label} ({stem})", f"palette {pd:.1f}  structure {sk:.2f}"]))
             rows.append(row)
         write_rgb(args.out, _sheet(rows))
     except UserError as e:

@@ -61,8 +61,8 @@ def test_the_sheet_has_a_row_per_painting_and_a_figure_per_result(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     rows = [l.split() for l in run.stdout.splitlines() if l.startswith(("reds", "blues"))]
-    assert [r[:2] for r in rows] == [["reds", "shipped-again"], ["blues", "shipped-again"]]
-    assert all(float(r[2]) > 0 and -1 <= float(r[3]) <= 1 for r in rows)
+    assert [[r[0], r[2]] for r in rows] == [["reds", "shipped-again"], ["blues", "shipped-again"]]
+    assert all(r[1] == "photo" and float(r[3]) > 0 and -1 <= float(r[4]) <= 1 for r in rows)
     sheet = read_rgb(out)
     assert sheet.shape[0] > 2 * 60  # two rows of pictures with their captions
 

@@ -137,7 +137,7 @@ def test_stylize_a_photo_with_json(tmp_path):
     assert plain.returncode == 0 and plain.stdout.strip() == f"wrote {tmp_path / 'p.png'}"
     missing = stylelens("stylize", tmp_path / "nope.jpg", "--json")
     assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.strip() == f"error: {tmp_path / 'nope.jpg'}: no such file"
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nope.jpg'}: no such file (expected an image file)"
 
 
 def test_render_every_frame_of_a_clip_with_json(tmp_path):

@@ -44,8 +44,8 @@ def format_summary(s: dict, offline: bool = False) -> str:
     """The exit summary in words. ``offline``: a file rendered frame by frame, where no one waits for a
     frame, so latency and drops mean nothing and are left out."""
     if offline:
-        return (f"frames in {s['frames_in']}, out {s['frames_out']}; {s['fps']:.1f} frames/s over "
-                f"{s['seconds']:.1f} s")
+        return (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; {s['fps']:.1f} "
+                f"frames/s over {s['seconds']:.1f} s")
     text = (f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
             f"latency mean {s['latency_mean_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; "
             f"{s['fps']:.1f} FPS over {s['seconds']:.1f} s")

@@ -93,8 +93,8 @@ def load_image(file, what: str = "an image", max_side: int | None = None, limits
         raise gr.Error(f"Upload {what} first.")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         raise gr.Error(f"{path.name}: a video; this input takes an image ({', '.join(IMAGE_SUFFIXES)})")
-    rgb = read_rgb(path)
-    return resize_max_side(rgb, min(max_side or limits.max_side, limits.max_side))
+    side = min(max_side or limits.max_side, limits.max_side)
+    return resize_max_side(read_rgb(path, max_side=side), side)  # a huge JPEG is decoded at reduced size
 
 
 def video_path(file) -> Path:

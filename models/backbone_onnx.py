@@ -1,4 +1,5 @@
-"""A backbone's forward pass to one layer, exported to ONNX once and run by the fast engines.
+"""A backbone's forward pass to one layer (or its written-out input gradient), exported to ONNX once
+and run by the fast engines.
 
 The live effects that need no gradient (activation maps; class activation maps, which for a
 network ending in global average pooling and one linear layer, as EfficientNet-Lite0 does, are
@@ -108,14 +109,37 @@ def export_tap(backbone: Backbone, layer: str, hw: tuple[int, int], logits: bool
     return path
 
 
+def export_gradient(backbone: Backbone, objective: str, hw: tuple[int, int], batch: int = 1) -> Path | None:
+    """The ONNX file of :class:`models.input_gradient.InputGradient` (``objective``: class, guided,
+    dream:LAYER) for ``batch`` images of ``hw``, exported now or found in the cache; None where the
+    gradient is not written out for this network (VGG: the live effects keep PyTorch there)."""
+    from models.input_gradient import gradient_fn
+
+    net = gradient_fn(backbone, objective)
+    if net is None:
+        return None
+    key = _digest(backbone, objective, False, (batch, *hw))
+    path = user_cache_dir() / "backbones" / f"{backbone.name}_grad_{objective.replace(':', '-')}_{batch}x{hw[0]}x{hw[1]}_{key}.onnx"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = (torch.rand(batch, 3, *hw), torch.zeros(batch, 1000))
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, example, str(tmp), input_names=["image", "class_weights"],
+                          output_names=["gradient", "out"], opset_version=17, dynamo=False)
+    return path
+
+
 class TapEngine:
-    """An exported layer graph on the faster CPU engine here: ``engine(x)`` -> the outputs (numpy)."""
+    """An exported graph on the faster CPU engine here: ``engine(x, **other_inputs)`` -> the outputs
+    (numpy); inputs the graph does not take are left out (an exporter drops unused ones)."""
 
     def __init__(self, path: Path, threads: int | None = None, backend: str = "auto"):
         self.path, self.threads, self.backend = Path(path), threads, backend
         self._session = None
 
-    def _open(self, x: np.ndarray) -> None:
+    def _open(self, feeds: dict[str, np.ndarray]) -> None:
         from models.inference.backends import OpenVinoSession, openvino_available
         from models.inference.onnx_style import _session_options
 
@@ -127,23 +151,28 @@ class TapEngine:
                                                           providers=["CPUExecutionProvider"])
         if self.backend in ("auto", "openvino") and openvino_available():
             sessions["openvino"] = OpenVinoSession(self.path, self.threads)
-        outputs = [o.name for o in next(iter(sessions.values())).get_outputs()] if "onnxruntime" in sessions else None
+        onnx_session = sessions.get("onnxruntime")
+        outputs = [o.name for o in onnx_session.get_outputs()] if onnx_session else None
+        self._inputs = ({i.name for i in onnx_session.get_inputs()} if onnx_session else
+                        {n for p in sessions["openvino"].compiled.inputs for n in p.get_names()})
+        feeds = {k: v for k, v in feeds.items() if k in self._inputs}
         timing = {}
         for name, s in sessions.items():
             names = outputs or [o.get_any_name() for o in s.compiled.outputs]
-            s.run(names, {"image": x})  # warm-up
+            s.run(names, feeds)  # warm-up
             t = time.perf_counter()
-            s.run(names, {"image": x})
+            s.run(names, feeds)
             timing[name] = time.perf_counter() - t
         self.backend = min(timing, key=timing.get)
         self._session = sessions[self.backend]
         self._names = outputs or [o.get_any_name() for o in self._session.compiled.outputs]
 
-    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def __call__(self, x: np.ndarray, **inputs: np.ndarray) -> list[np.ndarray]:
+        feeds = {"image": np.ascontiguousarray(x, dtype=np.float32),
+                 **{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}}
         if self._session is None:
-            self._open(x)
-        return self._session.run(self._names, {"image": x})
+            self._open(feeds)
+        return self._session.run(self._names, {k: v for k, v in feeds.items() if k in self._inputs})
 
 
 def class_weights(backbone: Backbone) -> np.ndarray:

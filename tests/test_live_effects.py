@@ -73,3 +73,30 @@ def test_the_dream_follows_the_camera_and_grows():
     assert moved < np.abs(small[0] - small[1]).mean()
     fx(np.zeros_like(FRAME))  # a cut starts afresh
     assert fx.dream is not None and float(np.abs(fx(np.zeros_like(FRAME)).astype(int)).mean()) < change[-1]
+
+
+@pytest.mark.parametrize("objective", ["class", "guided", "dream:block10"])
+def test_the_written_out_gradient_is_autograds_and_runs_in_the_engines(objective):
+    import onnxruntime as ort
+
+    from models.backbone_onnx import export_gradient
+    from models.backbones import fold_batchnorm, load_backbone
+    from models.input_gradient import InputGradient
+    from visualize.attribution import guided_relus
+
+    model = load_backbone("efficientnet_lite0")
+    folded = fold_batchnorm(model)
+    x = torch.rand(1, 3, 91, 127, generator=torch.Generator().manual_seed(0))
+    ours, _ = InputGradient(model, objective)(x, torch.zeros(1, 1000))
+    xr = x.clone().requires_grad_(True)
+    if objective.startswith("dream"):
+        (want,) = torch.autograd.grad(folded.features(xr, ["block10"])["block10"].pow(2).mean(), xr)
+    else:
+        with guided_relus(folded) if objective == "guided" else torch.enable_grad():
+            logits = folded.classify(xr)
+            (want,) = torch.autograd.grad(logits[0, int(logits.argmax())], xr)
+    assert (ours - want).abs().max() < 1e-5 * want.abs().max()
+    session = ort.InferenceSession(str(export_gradient(model, objective, (91, 127))), providers=["CPUExecutionProvider"])
+    feeds = {"image": x.numpy(), "class_weights": np.zeros((1, 1000), np.float32)}
+    got = session.run(["gradient"], {i.name: feeds[i.name] for i in session.get_inputs()})[0]
+    assert np.abs(got - want.numpy()).max() < 1e-4 * float(want.abs().max())

@@ -104,13 +104,26 @@ class BackboneEffect(Effect):
 
     def engine(self, layer: str, hw: tuple[int, int], logits: bool = False):
         """The layer's graph on the fast engine for inputs of ``hw``, exported once (cached per size)."""
-        from models.backbone_onnx import TapEngine, export_tap
+        from models.backbone_onnx import export_tap
 
-        key = (layer, hw, logits)
+        return self._engine(("tap", layer, hw, logits), lambda: export_tap(self.model, layer, hw, logits), hw)
+
+    def gradient_engine(self, objective: str, hw: tuple[int, int]):
+        """The written-out input gradient (``models.input_gradient``) on the fast engine for one image
+        of ``hw``; None where it is not written out for this network (VGG keeps PyTorch)."""
+        from models.backbone_onnx import export_gradient
+
+        if self.model.name != "efficientnet_lite0":
+            return None
+        return self._engine(("grad", objective, hw), lambda: export_gradient(self.model, objective, hw), hw)
+
+    def _engine(self, key: tuple, export, hw: tuple[int, int]):
+        from models.backbone_onnx import TapEngine
+
         engines = self.__dict__.setdefault("_engines", {})
         if key not in engines:
-            engine = TapEngine(export_tap(self.model, layer, hw, logits), self.threads)
-            engine(np.zeros((1, 3, *hw), np.float32))  # opens both engines and keeps the faster
+            engine = TapEngine(export(), self.threads)
+            engine(np.zeros((1, 3, *hw), np.float32), class_weights=np.zeros((1, 1000), np.float32))  # opens, picks
             engines[key] = engine
         return engines[key]
 
@@ -137,6 +150,7 @@ class SaliencyEffect(BackboneEffect):
         self.folded = fold_batchnorm(self.model)  # folded, its ReLU6 modules kept for guided backprop's hooks
         self.generator = self.torch.Generator().manual_seed(0)
         self._smooth: np.ndarray | None = None
+        self._frames = 0  # seeds SmoothGrad's noise, one draw a frame
         # CAM equals Grad-CAM where the network ends in average pooling and one linear layer
         self.cam_in_engine = self.model.name == "efficientnet_lite0"
 
@@ -147,6 +161,8 @@ class SaliencyEffect(BackboneEffect):
     def warm(self, hw: tuple[int, int]) -> None:
         if self.cam_in_engine:
             self.engine("head", hw, logits=True)
+            for objective in ("class", "guided"):
+                self.gradient_engine(objective, hw)
 
     def reset(self) -> None:
         super().reset()
@@ -189,18 +205,46 @@ class SaliencyEffect(BackboneEffect):
         cam = np.maximum(np.einsum("c,chw->hw", weights[self._cls], feats[0]), 0)
         return cv2.resize(cam, (x.shape[-1], x.shape[-2]), interpolation=cv2.INTER_LINEAR)
 
+    def _engine_gradient(self, x: np.ndarray, objective: str, noise: float = 0.3) -> np.ndarray | None:
+        """max over channels of |gradient| from the written-out gradient graph: of the frame (``class``,
+        ``guided``), or for SmoothGrad of the frame and one noisy copy of it; None without the graph."""
+        engine = self.gradient_engine("guided" if objective == "guided" else "class", x.shape[-2:])
+        if engine is None:
+            return None
+        weights = np.zeros((1, 1000), np.float32)
+        if self.target is not None:
+            weights[0, self.target] = 1
+        if objective != "smoothgrad":
+            g, logits = engine(x, class_weights=weights)
+            self._cls = int(self.target if self.target is not None else logits[0].argmax())
+            return np.abs(g[0]).max(axis=0)
+        if self.target is None:  # the class of the frame itself (a forward pass), not of a noisy copy
+            self._cls = int(self.engine("head", x.shape[-2:], logits=True)(x)[1][0].argmax())
+        else:
+            self._cls = self.target
+        weights[0, self._cls] = 1
+        rng = np.random.default_rng(self._frames)
+        self._frames += 1
+        g = sum(engine(x + noise * rng.standard_normal(x.shape).astype(np.float32), class_weights=weights)[0]
+                for _ in range(self.smooth_per_frame))
+        return np.abs(g[0]).max(axis=0)
+
     def heat(self, frame: np.ndarray) -> np.ndarray:
         """The map of the current mode at the processing size, (h, w) in [0, 1]."""
         x = self.small(frame)
+        fast = None if self.mode == "gradcam" else self._engine_gradient(x, self.mode)
         if self.mode == "gradcam":
             heat = self._cam(x)
+        elif fast is not None and self.mode != "smoothgrad":
+            heat = fast
         elif self.mode == "guided":
             from visualize.attribution import guided_relus
 
             with guided_relus(self.folded):
                 heat = self._gradient(self.torch.from_numpy(x), self.folded, 0)
         elif self.mode == "smoothgrad":
-            heat = self._gradient(self.torch.from_numpy(x), self.fast, self.smooth_per_frame)
+            heat = fast if fast is not None else self._gradient(self.torch.from_numpy(x), self.fast,
+                                                                self.smooth_per_frame)
             heat = heat / max(float(heat.max()), 1e-12)
             if self.scene_changed(frame) or self._smooth is None or self._smooth.shape != heat.shape:
                 self._smooth = heat
@@ -263,12 +307,30 @@ class DeepDreamEffect(BackboneEffect):
             flow = backward_flow(self.dis, small, self.seen, (small.shape[1], small.shape[0]))
             warped = warp(self.dream, flow)
             start = cv2.addWeighted(warped, self.feedback, small, 1 - self.feedback, 0)
-        x = self.torch.from_numpy(bgr_to_nchw(start))
-        with self.autocast():
-            x = dream_steps(self.fast_model, x, self.layer, steps=self.steps, generator=self.generator,
-                            memory_format=self.memory_format)
-        self.dream, self.seen = nchw_to_bgr(x.float().numpy()), small
+        x = bgr_to_nchw(start)
+        engine = self.gradient_engine(f"dream:{self.layer}", x.shape[-2:])
+        if engine is not None:
+            x = self._ascend(engine, x)
+        else:  # a network whose gradient is not written out: PyTorch
+            with self.autocast():
+                x = dream_steps(self.fast_model, self.torch.from_numpy(x), self.layer, steps=self.steps,
+                                generator=self.generator, memory_format=self.memory_format).float().numpy()
+        self.dream, self.seen = nchw_to_bgr(x), small
         return resize_to(self.dream, frame)
+
+    def warm(self, hw: tuple[int, int]) -> None:
+        self.gradient_engine(f"dream:{self.layer}", hw)
+
+    def _ascend(self, engine, x: np.ndarray, lr: float = 0.02, jitter: int = 8) -> np.ndarray:
+        """``--dream-steps`` jittered, normalised ascent steps (``visualize.deepdream.dream_steps``'s
+        rule) with the written-out gradient of the layer's mean squared activation."""
+        for _ in range(self.steps):
+            dy, dx = (int(v) for v in self.torch.randint(-jitter, jitter + 1, (2,), generator=self.generator))
+            rolled = np.roll(x, (dy, dx), axis=(2, 3))
+            (g, _) = engine(rolled)
+            rolled = rolled + lr * g / max(float(np.abs(g).mean()), 1e-8)
+            x = np.clip(np.roll(rolled, (-dy, -dx), axis=(2, 3)), 0, 1)
+        return np.ascontiguousarray(x, dtype=np.float32)
 
 
 class ActivationsEffect(BackboneEffect):

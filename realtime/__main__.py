@@ -131,6 +131,37 @@ def main(argv: list[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
 
+def _effect_options(args: argparse.Namespace):
+    from models.inference.onnx_style import parse_blend
+    from realtime.effects import EffectOptions
+
+    return EffectOptions(model=args.model, provider=args.provider, style=args.style, blend=parse_blend(args.blend),
+                         size=args.size, backbone=args.backbone, weights=args.weights, layer=args.layer,
+                         target=args.target, saliency_mode=args.saliency_mode, dream_steps=args.dream_steps,
+                         threads=args.threads, border_pad=args.border_pad, workers=args.workers, backend=args.backend,
+                         precision=args.precision, min_size=args.min_size, strength=args.strength,
+                         preserve_color=args.preserve_color)
+
+
+def _sinks(args: argparse.Namespace, source, from_file: bool, log: Callable[[str], None]) -> list:
+    """Where the frames go: the video file (with the sound and metadata of a file source), a virtual
+    camera, the window."""
+    from realtime.sinks import VirtualCamSink, WindowSink
+    from realtime.video_io import VideoFileSink
+
+    sinks = []
+    if args.out:
+        sinks.append(VideoFileSink(args.out, source.fps, codec=args.codec, size=args.out_size, log=log,
+                                   audio_from=source.path if from_file else None,
+                                   time_base=source.time_base if from_file else None,
+                                   inputs=(args.source, args.model, args.weights)))
+    if args.virtual_cam:
+        sinks.append(VirtualCamSink(source.fps))
+    if not args.no_window:
+        sinks.append(WindowSink())
+    return sinks
+
+
 def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) -> int:
     """Run with parsed arguments; ``report`` receives the summary (default: print it in one line)."""
     warnings.formatwarning = one_line_warning
@@ -141,37 +172,20 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
     if "OPENCV_LOG_LEVEL" not in os.environ:  # the runner reports camera and file problems itself
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages: quiet
-    from models.inference.onnx_style import parse_blend
-    from realtime.effects import EffectOptions
     from realtime.runner import Runner
     from realtime.stats import format_summary
-    from realtime.sinks import VirtualCamSink, WindowSink
     from realtime.sources import ImageFolderSource, open_source
-    from realtime.video_io import VideoFileSink, VideoFileSource
+    from realtime.video_io import VideoFileSource
 
     source = None
     try:
-        options = EffectOptions(model=args.model, provider=args.provider, style=args.style,
-                                blend=parse_blend(args.blend), size=args.size, backbone=args.backbone,
-                                weights=args.weights, layer=args.layer, target=args.target,
-                                saliency_mode=args.saliency_mode, dream_steps=args.dream_steps, threads=args.threads,
-                                border_pad=args.border_pad, workers=args.workers, backend=args.backend, precision=args.precision,
-                                min_size=args.min_size, strength=args.strength, preserve_color=args.preserve_color)
+        options = _effect_options(args)
         from tqdm import tqdm
 
         log = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731  (above a progress bar, if one is shown)
         source = open_source(args.source, args.capture_size)
         from_file = isinstance(source, VideoFileSource)
-        sinks = []
-        if args.out:
-            sinks.append(VideoFileSink(args.out, source.fps, codec=args.codec, size=args.out_size, log=log,
-                                       audio_from=source.path if from_file else None,
-                                       time_base=source.time_base if from_file else None,
-                                       inputs=(args.source, args.model, args.weights)))
-        if args.virtual_cam:
-            sinks.append(VirtualCamSink(source.fps))
-        if not args.no_window:
-            sinks.append(WindowSink())
+        sinks = _sinks(args, source, from_file, log)
         # A file or folder rendered to a file, with no one watching: every frame, with a progress bar.
         render = (bool(args.out) and (from_file or isinstance(source, ImageFolderSource))
                   and not any(s.live for s in sinks))

@@ -284,11 +284,11 @@ def test_bad_output_choices_give_one_clear_line(vfr_clip, tmp_path, args, proble
 
 def test_a_codec_the_wheel_lacks_is_named_with_those_it_has(monkeypatch, tmp_path):
     from models.common.errors import UserError
-    from realtime.video_io import codecs, files
+    from realtime.video_io import codecs, writer
 
     lacking = lambda codec: None if codec == "av1" else codecs.CODECS[codec][0]  # noqa: E731
     monkeypatch.setattr(codecs, "encoder_for", lacking)
-    monkeypatch.setattr(files, "encoder_for", lacking)
+    monkeypatch.setattr(writer, "encoder_for", lacking)
     with pytest.raises(UserError, match=r"no av1 encoder; available: h264, vp9, ffv1"):
         VideoFileSink(tmp_path / "o.mkv", fps=30.0, codec="av1")
 

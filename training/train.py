@@ -26,13 +26,14 @@ from tqdm import tqdm
 
 from models.backbones import default_loss_network, load_backbone
 from models.common.errors import UserError, load_strictly
-from models.common.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
+from models.common.images import read_rgb, resize_max_side, rgb_to_tensor
 from models.common.machine import cpu_flags
 from models.common.malloc import keep_freed_memory
-from models.style_net import StyleNet, arch_config, one_hot
+from models.style_net import StyleNet, arch_config
 from training.checkpoint import CHECKPOINT_NAME, NonFiniteWeights, load_checkpoint, save_checkpoint
-from training.data import CropDataset, StepSampler, random_crop
+from training.data import CropDataset, StepSampler
 from training.losses import LossConfig, PerceptualLoss, StyleCalibration, default_loss_config
+from training.samples import sample_image, write_samples
 from training.settings import _NOT_RECORDED, TrainSettings, check_resume_compatible, settings_to_resume, style_names
 
 
@@ -71,31 +72,6 @@ def _setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
             torch.cuda.set_device(device)
         return rank, world, device
     return 0, 1, torch.device("cuda" if cuda else "cpu")
-
-
-def _sample_image(files: list[Path], size: int) -> torch.Tensor:
-    """A fixed photo from the data folder for the sample sheets."""
-    import random
-
-    for f in files:
-        try:
-            return rgb_to_tensor(random_crop(read_rgb(f), size, random.Random(0), max_scale=1.0))
-        except UserError:
-            continue
-    raise UserError("no readable image in the data folder")
-
-
-def _write_samples(net: StyleNet, photo: torch.Tensor, num_styles: int, path: Path) -> None:
-    """One row: the photo, then the network's output for each style."""
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        outs = [photo.cpu()]
-        for s in range(num_styles):
-            w = one_hot(s, num_styles, device=photo.device) if num_styles > 1 else None
-            outs.append(net(photo, w).float().cpu())
-    net.train(was_training)
-    write_rgb(path, tensor_to_rgb(torch.cat(outs, dim=3)))
 
 
 @dataclass
@@ -356,7 +332,7 @@ class _Run:
         sampler = StepSampler(len(self.dataset), s.batch, s.steps, s.seed, self.start, rank, self.world)
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) \
             if self.world > 1 else net
-        photo = _sample_image(self.dataset.files, s.size).to(device) if rank == 0 else None
+        photo = sample_image(self.dataset.files, s.size).to(device) if rank == 0 else None
         if rank == 0:
             print(f"loss network {s.loss_net}: {self.parts.weights_source}", file=sys.stderr)
         t0 = time.perf_counter()
@@ -385,7 +361,7 @@ class _Run:
             bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
             done = step + 1
             if rank == 0 and (done % s.sample_every == 0 or done == s.steps):
-                _write_samples(net, photo, n, self.out / "samples" / f"step_{done:06d}.png")
+                write_samples(net, photo, n, self.out / "samples" / f"step_{done:06d}.png")
             if rank == 0 and (done % s.checkpoint_every == 0 or done == s.steps):
                 try:
                     save_checkpoint(self.state(done, time.perf_counter() - t0), self.ckpt_path)

@@ -273,6 +273,7 @@ class DeepDreamEffect(BackboneEffect):
     name = "deepdream"
     layers = ("block10", "block7", "block4", "block12")
     feedback = 0.85  # share of the previous (warped) dream kept in each new frame
+    step_size = 0.04  # mean pixel change of one ascent step: one step a frame shows the dream within a second
 
     def __init__(self, options: EffectOptions):
         super().__init__(options)  # first: it says which extra is missing before any torch import
@@ -314,21 +315,22 @@ class DeepDreamEffect(BackboneEffect):
         else:  # a network whose gradient is not written out: PyTorch
             with self.autocast():
                 x = dream_steps(self.fast_model, self.torch.from_numpy(x), self.layer, steps=self.steps,
-                                generator=self.generator, memory_format=self.memory_format).float().numpy()
+                                lr=self.step_size, generator=self.generator,
+                                memory_format=self.memory_format).float().numpy()
         self.dream, self.seen = nchw_to_bgr(x), small
         return resize_to(self.dream, frame)
 
     def warm(self, hw: tuple[int, int]) -> None:
         self.gradient_engine(f"dream:{self.layer}", hw)
 
-    def _ascend(self, engine, x: np.ndarray, lr: float = 0.02, jitter: int = 8) -> np.ndarray:
+    def _ascend(self, engine, x: np.ndarray, jitter: int = 8) -> np.ndarray:
         """``--dream-steps`` jittered, normalised ascent steps (``visualize.deepdream.dream_steps``'s
         rule) with the written-out gradient of the layer's mean squared activation."""
         for _ in range(self.steps):
             dy, dx = (int(v) for v in self.torch.randint(-jitter, jitter + 1, (2,), generator=self.generator))
             rolled = np.roll(x, (dy, dx), axis=(2, 3))
             (g, _) = engine(rolled)
-            rolled = rolled + lr * g / max(float(np.abs(g).mean()), 1e-8)
+            rolled = rolled + self.step_size * g / max(float(np.abs(g).mean()), 1e-8)
             x = np.clip(np.roll(rolled, (-dy, -dx), axis=(2, 3)), 0, 1)
         return np.ascontiguousarray(x, dtype=np.float32)
 

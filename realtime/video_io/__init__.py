@@ -10,7 +10,8 @@ Cameras and windows stay with OpenCV (:mod:`realtime.sources`, :mod:`realtime.si
 
 from realtime.video_io.codecs import CODECS, available_codecs, encoder_for
 from realtime.video_io.convert import CONVERT, bgr_to_yuv420p, frame_to_bgr, letterbox
-from realtime.video_io.files import VideoFileSink, VideoFileSource
+from realtime.video_io.reader import VideoFileSource
+from realtime.video_io.writer import VideoFileSink
 
 __all__ = ["CODECS", "CONVERT", "VideoFileSink", "VideoFileSource", "available_codecs", "bgr_to_yuv420p",
            "encoder_for", "frame_to_bgr", "letterbox"]

@@ -1,0 +1,38 @@
+"""The sample sheets of a training run: a fixed photo from the data, then the network's output for
+each style, written every ``--sample-every`` steps (the previews of the page's "Your painting")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.common.errors import UserError
+from models.common.images import read_rgb, rgb_to_tensor, tensor_to_rgb, write_rgb
+from models.style_net import StyleNet, one_hot
+from training.data import random_crop
+
+
+def sample_image(files: list[Path], size: int) -> torch.Tensor:
+    """A fixed photo from the data folder for the sample sheets."""
+    import random
+
+    for f in files:
+        try:
+            return rgb_to_tensor(random_crop(read_rgb(f), size, random.Random(0), max_scale=1.0))
+        except UserError:
+            continue
+    raise UserError("no readable image in the data folder")
+
+
+def write_samples(net: StyleNet, photo: torch.Tensor, num_styles: int, path: Path) -> None:
+    """One row: the photo, then the network's output for each style."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        outs = [photo.cpu()]
+        for s in range(num_styles):
+            w = one_hot(s, num_styles, device=photo.device) if num_styles > 1 else None
+            outs.append(net(photo, w).float().cpu())
+    net.train(was_training)
+    write_rgb(path, tensor_to_rgb(torch.cat(outs, dim=3)))

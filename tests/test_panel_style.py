@@ -158,3 +158,25 @@ def test_webcam_tab_streams_stylised_frames(drv, server):
     assert rate["frames"] >= 2
     frame = web.fetch_image(web.image_src(drv, "live-output"))
     assert min(frame.shape[:2]) >= 100 and frame.std() > 5
+
+
+def test_fifty_slider_blends_keep_at_most_the_cache_bound_of_live_effects(tmp_path, monkeypatch):
+    """The webcam stream keeps one live style effect per style or blend, least recently used first out."""
+    import gc
+
+    from realtime.effects.style import StyleEffect
+    from realtime.panel.context import PanelContext
+    from realtime.panel.tabs.fast_style import FastStyleTab
+
+    monkeypatch.setenv("STYLELENS_CACHE_DIR", str(tmp_path))
+    gc.collect()
+    before = sum(isinstance(o, StyleEffect) for o in gc.get_objects())
+    tab = FastStyleTab(PanelContext(live_entries=4))
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    for i in range(50):
+        w = (i + 1) / 51
+        out = tab.stream_style(frame, "five_styles_lite", f"starry_night={w:.4f}, the_scream={1 - w:.4f}")
+        assert out.shape == frame.shape
+    gc.collect()
+    alive = sum(isinstance(o, StyleEffect) for o in gc.get_objects()) - before
+    assert len(tab.live) == 4 and alive <= 4, alive

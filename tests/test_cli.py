@@ -287,7 +287,11 @@ def test_panel_serves_the_page_and_stops_on_sigterm(tmp_path):
                 time.sleep(0.5)
         assert page is not None, log.read_text()
         assert "gradio" in page.lower()
-        assert f"stylelens panel on http://127.0.0.1:{port}" in log.read_text()
+        # Gradio serves the page while launch() still checks its own address; the line follows launch()
+        banner = f"stylelens panel on http://127.0.0.1:{port}"
+        while banner not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert banner in log.read_text(), log.read_text()
         time.sleep(2)  # Gradio checks its own address after the page is up; a stop before that is an interrupt
     finally:
         if proc.poll() is None:

@@ -463,6 +463,29 @@ def test_cuda_asked_for_without_a_gpu_falls_back_to_the_cpu_with_one_warning():
         f"{catalogue.model_path().name} on CPUExecutionProvider"], r.stderr
 
 
+def test_cuda_asked_of_an_onnxruntime_without_it_gives_only_our_warning(monkeypatch):
+    """onnxruntime's CPU wheel has no CUDA provider and warns by itself when asked for it; the user
+    should read one line, ours, which names the model and where it runs."""
+    import warnings
+
+    import onnxruntime as ort
+
+    from models.inference.onnx_style import OnnxStyleModel
+
+    from onnxruntime.capi import onnxruntime_inference_collection as session_module
+
+    cpu_only = lambda: ["CPUExecutionProvider"]  # noqa: E731 - what the CPU wheel answers
+    monkeypatch.setattr(ort, "get_available_providers", cpu_only)
+    monkeypatch.setattr(session_module.C, "get_available_providers", cpu_only)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = OnnxStyleModel(catalogue.model_path(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert model.providers == ["CPUExecutionProvider"]
+    assert [str(w.message) for w in caught] == [
+        f"CUDAExecutionProvider is not usable here (no NVIDIA driver or CUDA libraries); running "
+        f"{catalogue.model_path().name} on CPUExecutionProvider"]
+
+
 def test_border_pad_flag_overrides_the_models_margin():
     """--border-pad trades a zero-padded model's mirrored margin for speed (or adds one to any
     model); by default each model keeps its own (0 for the reflection-padded ones)."""

@@ -128,7 +128,10 @@ class OnnxStyleModel:
         self.path = Path(path)
         check_input_file(self.path, "a style model (.onnx file)")
         so = _session_options(threads)
-        providers = list(providers or default_providers())
+        asked = list(providers or default_providers())
+        # onnxruntime's CPU wheel has no CUDA provider and warns on its own when asked for it: ask only
+        # for what it has, and say once below that the first choice was not usable
+        providers = [p for p in asked if p in ort.get_available_providers()] or ["CPUExecutionProvider"]
         if "CUDAExecutionProvider" in providers:
             _preload_cuda_libraries()
         self._threads, self._given_norms = threads, None
@@ -157,8 +160,8 @@ class OnnxStyleModel:
         except ValueError:
             raise InputFileError(self.path, f"bad {META_BORDER_PAD} metadata {meta[META_BORDER_PAD]!r}") from None
         self.providers = self.session.get_providers()
-        if providers and providers[0] not in self.providers:
-            warnings.warn(f"{providers[0]} is not usable here (no NVIDIA driver or CUDA libraries); "
+        if asked[0] not in self.providers:
+            warnings.warn(f"{asked[0]} is not usable here (no NVIDIA driver or CUDA libraries); "
                           f"running {self.path.name} on {self.providers[0]}")
         self._check_finite(image.shape)
 

@@ -95,27 +95,27 @@ def describe(path: str | os.PathLike) -> str:
     return "nothing (no such file or folder)"
 
 
+def _check_input(p: Path, exists: bool, noun: str, expected: str) -> Path:
+    """``p`` if ``exists``; else :class:`InputFileError` saying what ``p`` is and that ``expected`` was."""
+    if not exists:
+        what = describe(p)
+        if what.startswith("nothing"):
+            raise InputFileError(p, f"no such {noun} (expected {expected})")
+        raise InputFileError(p, f"is {what}, expected {expected}")
+    return p
+
+
 def check_input_file(path: str | os.PathLike, expected: str) -> Path:
     """``path`` as a Path, if it is a file; else :class:`InputFileError` saying what it is and that
     ``expected`` (e.g. 'an image file') was expected."""
     p = Path(path)
-    if not p.is_file():
-        what = describe(p)
-        if what.startswith("nothing"):
-            raise InputFileError(p, f"no such file (expected {expected})")
-        raise InputFileError(p, f"is {what}, expected {expected}")
-    return p
+    return _check_input(p, p.is_file(), "file", expected)
 
 
 def check_input_folder(path: str | os.PathLike, expected: str) -> Path:
     """``path`` as a Path, if it is a folder; else :class:`InputFileError` saying what it is."""
     p = Path(path)
-    if not p.is_dir():
-        what = describe(p)
-        if what.startswith("nothing"):
-            raise InputFileError(p, f"no such folder (expected {expected})")
-        raise InputFileError(p, f"is {what}, expected {expected}")
-    return p
+    return _check_input(p, p.is_dir(), "folder", expected)
 
 
 def check_output_file(path: str | os.PathLike, expected: str) -> Path:

@@ -117,13 +117,16 @@ def _sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def _results(args, candidates: list[tuple[str, str]], name: str, stem: str,
-             photo: np.ndarray) -> list[tuple[str, np.ndarray]]:
+             photo: np.ndarray) -> list[tuple[str, np.ndarray | None]]:
     """(label, result) for one painting on one photo: the published outputs of that photo, the
-    shipped model, each candidate."""
-    results: list[tuple[str, np.ndarray]] = []
+    shipped model, each candidate (None where the candidate's file is missing)."""
+    results: list[tuple[str, np.ndarray | None]] = []
     if args.reference:
-        for ref in sorted(Path(args.reference).glob(f"*_{stem}_{name}.jpg")):
+        refs = sorted(Path(args.reference).glob(f"*_{stem}_{name}.jpg"))
+        for ref in refs:
             results.append(("published", cv2.resize(read_rgb(ref), photo.shape[1::-1], interpolation=cv2.INTER_AREA)))
+        if not refs and any(Path(args.reference).glob(f"*_{stem}_*.jpg")):  # other paintings have one: keep the column
+            results.append(("published", None))
     shipped = shipped_model(name)
     if not args.no_shipped and shipped is not None:
         results.append(("shipped", stylize_with(shipped, photo, name)))
@@ -131,8 +134,9 @@ def _results(args, candidates: list[tuple[str, str]], name: str, stem: str,
         path = Path(pattern.format(name=name))
         if path.exists():
             results.append((label, stylize_with(path, photo, name)))
-        else:
+        else:  # an empty tile keeps the columns of every row aligned
             print(f"{name:18s} {stem:14s} {label:16s} (missing: {path})")
+            results.append((label, None))
     return results
 
 
@@ -168,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             row = [_tile(painting, args.height, [name, ""])]
             for stem, photo in photos:
                 for label, result in _results(args, candidates, name, stem, photo):
+                    if result is None:
+                        row.append(_tile(np.full_like(photo, 255), args.height, [f"{label} ({stem})", "none"]))
+                        continue
                     pd, sk = palette_distance(result, painting), structure_kept(result, photo)
                     print(f"{name:18s} {stem:14s} {label:16s} {pd:8.1f} {sk:10.2f}")
                     row.append(_tile(result, args.height, [f"{label} ({stem})", f"palette {pd:.1f}  structure {sk:.2f}"]))

@@ -169,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         for style_path in args.styles:
             name = Path(style_path).stem
             painting = read_rgb(style_path)
-            row = [_tile(painting, args.height, [name, ""])]
+            # the painting in a box of one width, so that the columns of every row line up
+            box_w = round(args.height * 1.4)
+            scale = min(args.height / painting.shape[0], box_w / painting.shape[1])
+            fitted = cv2.resize(painting, (round(painting.shape[1] * scale), round(painting.shape[0] * scale)),
+                                interpolation=cv2.INTER_AREA)
+            thumb = cv2.copyMakeBorder(fitted, 0, args.height - fitted.shape[0], 0, box_w - fitted.shape[1],
+                                       cv2.BORDER_CONSTANT, value=(255, 255, 255))
+            row = [_tile(thumb, args.height, [name[:24], ""])]
             for stem, photo in photos:
                 for label, result in _results(args, candidates, name, stem, photo):
                     if result is None:

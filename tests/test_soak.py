@@ -22,10 +22,11 @@ def _soak(tmp_path: Path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
-def test_runner_20000_frames_with_steady_memory_and_latency(tmp_path):
-    r = _soak(tmp_path, "runner", "--frames", "20000", "--size", "96x64", "--camera-fps", "400",
-              "--outage-every", "2500", "--resize-every", "3000")["runner"]
-    assert r["frames"] == 20000
+def test_runner_10000_frames_with_steady_memory_and_latency(tmp_path):
+    # 10,000 frames (3 minutes of CI's 30 went to 20,000); the camera still goes away and changes size 3 times or more
+    r = _soak(tmp_path, "runner", "--frames", "10000", "--size", "96x64", "--camera-fps", "400",
+              "--outage-every", "1250", "--resize-every", "1500")["runner"]
+    assert r["frames"] == 10000
     assert r["memory_growth_mb"] < 50 and r["latency_drift_ms"] < 20
     assert r["outages"] >= 3 and r["reconnects"] == r["outages"] and r["resolution_changes"] >= 3
     assert r["faults_survived"] == r["faults_injected"]

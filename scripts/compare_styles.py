@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from models import catalogue  # noqa: E402
 from models.common.errors import UserError  # noqa: E402
 from models.common.images import read_rgb, resize_max_side, write_rgb  # noqa: E402
+from scripts.gallery import fit_into  # noqa: E402
 
 _BORDER = 32  # the mirrored margin the shipped models run on; checkpoints get the same
 
@@ -170,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             name = Path(style_path).stem
             painting = read_rgb(style_path)
             # the painting in a box of one width, so that the columns of every row line up
-            box_w = round(args.height * 1.4)
-            scale = min(args.height / painting.shape[0], box_w / painting.shape[1])
-            fitted = cv2.resize(painting, (round(painting.shape[1] * scale), round(painting.shape[0] * scale)),
-                                interpolation=cv2.INTER_AREA)
-            thumb = cv2.copyMakeBorder(fitted, 0, args.height - fitted.shape[0], 0, box_w - fitted.shape[1],
-                                       cv2.BORDER_CONSTANT, value=(255, 255, 255))
+            thumb = fit_into(painting, round(args.height * 1.4), args.height)
             row = [_tile(thumb, args.height, [name[:24], ""])]
             for stem, photo in photos:
                 for label, result in _results(args, candidates, name, stem, photo):

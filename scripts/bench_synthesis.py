@@ -51,7 +51,7 @@ from torch import nn
 from models.backbones import Backbone, load_backbone
 from models.common.images import read_rgb, resize_max_side, resize_to, rgb_to_tensor
 from models.common.machine import cpu_name
-from models.zoo import SAMPLE_PHOTO, ZOO_DIR
+from models.catalogue import SAMPLE_PHOTO, SHIPPED_DIR
 from visualize.class_vis import FOURIER_LR, JITTER, TF_DEGREES, TF_SCALE, class_visualization
 from visualize.deepdream import deepdream
 from models.losses import content_loss, gram, style_loss, tv_loss
@@ -60,7 +60,7 @@ from visualize.style_transfer import style_transfer
 from visualize.synthesis import SynthesisConfig, synthesis_config
 from visualize.transforms import resize, standard_transforms
 
-STYLE_IMAGE = ZOO_DIR / "starry_night.jpg"
+STYLE_IMAGE = SHIPPED_DIR / "starry_night.jpg"
 BACKBONE = "efficientnet_lite0"
 DREAM_LAYER = "block10"  # where the library's docs grew the classic DeepDream patterns
 GOLDFISH = 1

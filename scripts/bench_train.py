@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA = Path("/work/shared/data/bsds500")
-LOSS_NET = "efficientnet_lite0"
+LOSS_NET = "efficientnet_lite0"  # the default of --loss-net
 LR = 1e-3  # the training CLI's default, and the example's
 TERMS = ("total", "content", "style", "tv")
 TWIN_NOISE = 1e-6  # relative change of the twin's initial weights: the size of fp32 rounding
@@ -137,8 +137,8 @@ def _build_reference(cfg: dict, device):
 
     torch.manual_seed(cfg["seed"])  # seed, loss network, style network: the order of build_training
     style = rgb_to_tensor(resize_max_side(read_rgb(cfg["style"]), 2 * cfg["size"])).to(device)
-    backbone = load_backbone(LOSS_NET, device=device)
-    loss_cfg = default_loss_config(LOSS_NET)
+    backbone = load_backbone(cfg["loss_net"], device=device)
+    loss_cfg = default_loss_config(cfg["loss_net"])
     layers = [l for l in backbone.layer_names if l in loss_cfg.content_layers or l in loss_cfg.style_layers]
     with torch.no_grad():
         style_grams = {l: gram(f) for l, f in backbone.features(style, loss_cfg.style_layers).items()}
@@ -173,9 +173,9 @@ def _build_ours(cfg: dict, device):
 
     from training.train import TrainSettings, build_training, train_step
 
-    settings = TrainSettings(style=[cfg["style"]], data=cfg["data"], out="", loss_net=LOSS_NET, arch=cfg["arch"],
+    settings = TrainSettings(style=[cfg["style"]], data=cfg["data"], out="", loss_net=cfg["loss_net"], arch=cfg["arch"],
                              size=cfg["size"], batch=cfg["batch"], steps=cfg["steps"], lr=LR, seed=cfg["seed"],
-                             device=device.type)
+                             device=device.type, precision=cfg["precision"])
     parts = build_training(settings, device)
     model, criterion = parts.net, parts.criterion
     if cfg["variant"] == "compiled":
@@ -290,7 +290,7 @@ def _machine(device: str) -> str:
 
 def _resolve_data(arg: str | None, tmp: str) -> tuple[str, str]:
     """(folder, description): --data, else the shared BSDS500 photos, else crops of the bundled photo."""
-    from models.zoo import SAMPLE_PHOTO
+    from models.catalogue import SAMPLE_PHOTO
     from training.data import find_images
 
     if arg:
@@ -316,6 +316,12 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data", help=f"folder of training photos (default: {DEFAULT_DATA} when present, "
                                    "else crops of the bundled chicago.jpg)")
     ap.add_argument("--style", help="style image (default: the bundled starry_night.jpg)")
+    ap.add_argument("--loss-net", default=LOSS_NET, choices=("efficientnet_lite0", "vgg16"),
+                    help=f"loss network of every loop (default {LOSS_NET}; vgg16 needs its weights at hand, "
+                         "see `stylelens info`)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="precision of ours, as `train --precision` (auto: bf16 on CUDA and on CPUs with AMX); "
+                         "the reference is always fp32, so with bf16 the loss curve shows what bf16 changes")
     ap.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batches")
     ap.add_argument("--compile", choices=("net", "all"),
                     help="also time ours with torch.compile on the style network (net) or on both networks (all)")
@@ -339,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     import torch
 
-    from models.zoo import ZOO_DIR
+    from models.catalogue import SHIPPED_DIR
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda asked for, but no CUDA device is available")
@@ -352,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     chunk = args.chunk or (2 if args.quick else 5)
     if not 0 < warmup < steps or min(size, batch, chunk) < 1 or size < 32:
         sys.exit("error: need 0 < --warmup < --steps, --size >= 32, --batch >= 1 and --chunk >= 1")
-    style = args.style or str(ZOO_DIR / "starry_night.jpg")
+    style = args.style or str(SHIPPED_DIR / "starry_night.jpg")
     if not Path(style).is_file():
         sys.exit(f"error: {style}: no such file")
     if args.data and not Path(args.data).is_dir():
@@ -365,9 +371,10 @@ def main(argv: list[str] | None = None) -> None:
         arch = args.arch or ("johnson" if cuda else "lite")
         cfg = {"device": device, "arch": arch, "size": size, "batch": batch, "steps": steps, "warmup": warmup,
                "data": data, "style": style, "seed": args.seed,
+               "loss_net": args.loss_net, "precision": args.precision,
                "compile": args.compile, "compile_mode": args.compile_mode}
         print(f"machine: {_machine(device)}; device {device}; OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}")
-        print(f"training: {arch} style network, {LOSS_NET} loss network, {size}x{size} crops, batch {batch}, "
+        print(f"training: {arch} style network, {args.loss_net} loss network, {size}x{size} crops, batch {batch}, "
               f"{steps} steps ({warmup} warm-up, not timed), Adam lr {LR}, seed {args.seed}")
         print(f"data: {data_note}; style: {style}", flush=True)
 

@@ -38,13 +38,16 @@ class Backbone(nn.Module):
 
     def __init__(self, name: str, stages: Sequence[tuple[str, nn.Module]], classifier: nn.Module | None,
                  mean: Sequence[float], std: Sequence[float], categories: Sequence[str], cam_layer: str,
-                 weights_source: str = ""):
+                 weights_source: str = "", pooled_linear_head: bool = False):
         super().__init__()
         self.name = name
         # Where the weights came from, in words, for logs, `stylelens info` and manifests.
         self.weights_source = weights_source
         # The last spatial layer with many channels: where Grad-CAM looks by default.
         self.cam_layer = cam_layer
+        # The classifier is global average pooling then one linear layer, so a class activation
+        # map (a forward pass) equals Grad-CAM at ``cam_layer`` without a backward pass.
+        self.pooled_linear_head = pooled_linear_head
         self.stages = nn.ModuleDict(stages)
         self.classifier = classifier
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -151,7 +154,7 @@ def _efficientnet_lite0(weights: str | os.PathLike | None, pretrained: bool) -> 
         if pretrained else "random weights (pretrained=False: for shape tests only)"
     return Backbone("efficientnet_lite0", net.stages(), net.classifier(),
                     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), categories=imagenet_categories(), cam_layer="head",
-                    weights_source=source)
+                    weights_source=source, pooled_linear_head=True)
 
 
 def _vgg(name: str, weights: str | os.PathLike | None, pretrained: bool) -> Backbone:

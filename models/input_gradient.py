@@ -67,7 +67,7 @@ class InputGradient(nn.Module):
 
     def __init__(self, backbone: Backbone, objective: str = "class"):
         super().__init__()
-        if backbone.name != "efficientnet_lite0":
+        if not written_out(backbone):
             raise ValueError(f"the written-out gradient covers efficientnet_lite0, not {backbone.name}")
         self.net = fold_batchnorm(backbone)
         if self.net is backbone or any(isinstance(m, nn.BatchNorm2d) for m in self.net.modules()):
@@ -132,8 +132,14 @@ class InputGradient(nn.Module):
         return g / net.std, out
 
 
+def written_out(backbone: Backbone) -> bool:
+    """Whether :class:`InputGradient` covers ``backbone``: EfficientNet-Lite0 as this project builds
+    it (its same-padded convolutions); other networks (VGG) keep PyTorch's autograd."""
+    return backbone.name == "efficientnet_lite0" and any(isinstance(m, Conv2dSame) for m in backbone.modules())
+
+
 def gradient_fn(backbone: Backbone, objective: str = "class"):
     """``InputGradient`` for ``backbone``, or None where the gradient is not written out (VGG)."""
-    if backbone.name != "efficientnet_lite0" or not any(isinstance(m, Conv2dSame) for m in backbone.modules()):
+    if not written_out(backbone):
         return None
     return InputGradient(backbone, objective).eval()

@@ -112,8 +112,9 @@ class BackboneEffect(Effect):
         """The written-out input gradient (``models.input_gradient``) on the fast engine for one image
         of ``hw``; None where it is not written out for this network (VGG keeps PyTorch)."""
         from models.backbone_onnx import export_gradient
+        from models.input_gradient import written_out
 
-        if self.model.name != "efficientnet_lite0":
+        if not written_out(self.model):
             return None
         return self._engine(("grad", objective, hw), lambda: export_gradient(self.model, objective, hw), hw)
 
@@ -151,8 +152,7 @@ class SaliencyEffect(BackboneEffect):
         self.generator = self.torch.Generator().manual_seed(0)
         self._smooth: np.ndarray | None = None
         self._frames = 0  # seeds SmoothGrad's noise, one draw a frame
-        # CAM equals Grad-CAM where the network ends in average pooling and one linear layer
-        self.cam_in_engine = self.model.name == "efficientnet_lite0"
+        self.cam_in_engine = self.model.pooled_linear_head  # CAM, a forward pass, equals Grad-CAM there
 
     def cycle(self, step: int = 1) -> None:
         self.mode = self.modes[(self.modes.index(self.mode) + step) % len(self.modes)]

@@ -34,8 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from models import catalogue  # noqa: E402
 from models.common.errors import UserError  # noqa: E402
-from models.common.images import read_rgb, resize_max_side, write_rgb  # noqa: E402
-from scripts.gallery import fit_into  # noqa: E402
+from models.common.images import letterbox, read_rgb, resize_max_side, write_rgb  # noqa: E402
 
 _BORDER = 32  # the mirrored margin the shipped models run on; checkpoints get the same
 
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             name = Path(style_path).stem
             painting = read_rgb(style_path)
             # the painting in a box of one width, so that the columns of every row line up
-            thumb = fit_into(painting, round(args.height * 1.4), args.height)
+            thumb = letterbox(painting, (round(args.height * 1.4), args.height), (255, 255, 255))
             row = [_tile(thumb, args.height, [name[:24], ""])]
             for stem, photo in photos:
                 for label, result in _results(args, candidates, name, stem, photo):

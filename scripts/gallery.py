@@ -37,7 +37,7 @@ from tqdm import tqdm
 from models import catalogue
 from models.common.cli import min_int
 from models.common.errors import InputFileError, UserError
-from models.common.images import encode_rgb, read_rgb, resize_max_side, write_rgb
+from models.common.images import encode_rgb, letterbox, read_rgb, resize_max_side, write_rgb
 from models.inference.onnx_style import OnnxStyleModel, parse_blend
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -224,18 +224,6 @@ def run_gatys(columns: Sequence[Column], contents: Sequence[Content],
 
 # ----------------------------------------------------------------------------- drawing
 
-def fit_into(rgb: np.ndarray, width: int, height: int, fill: tuple[int, int, int] = PAGE) -> np.ndarray:
-    """The image scaled to fit inside width x height (aspect kept), centred on ``fill``."""
-    h, w = rgb.shape[:2]
-    side = max(1, round(max(h, w) * min(width / w, height / h)))
-    scaled = resize_max_side(rgb, side, enlarge=True)[:height, :width]  # rounding may add a pixel
-    out = np.empty((height, width, 3), np.uint8)
-    out[:] = fill
-    y, x = (height - scaled.shape[0]) // 2, (width - scaled.shape[1]) // 2
-    out[y:y + scaled.shape[0], x:x + scaled.shape[1]] = scaled
-    return out
-
-
 def strips(images: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
     """Vertical strips of several images side by side (the thumbnail of a blend)."""
     out = np.empty((height, width, 3), np.uint8)
@@ -341,7 +329,7 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
             if p not in thumbs:
                 thumbs[p] = resize_max_side(read_rgb(p), 2 * L.cell)
         images = [thumbs[p] for p in col.style_images]
-        tile = fit_into(images[0], L.inner, L.thumb_h) if len(images) == 1 else strips(images, L.inner, L.thumb_h)
+        tile = letterbox(images[0], (L.inner, L.thumb_h), PAGE) if len(images) == 1 else strips(images, L.inner, L.thumb_h)
         canvas[y:y + L.thumb_h, L.x(1 + i):L.x(1 + i) + L.inner] = tile
         draw_text(canvas, col.title, (L.x(1 + i), y + L.thumb_h, L.inner, L.text_h), L.font)
     draw_text(canvas, "style", (L.x(0), y, L.inner, L.thumb_h), L.font, MUTED)
@@ -358,14 +346,14 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
             results = fast if m == 0 else gatys
             for i in range(len(columns)):
                 x = L.x(1 + i)
-                canvas[y:y + row_h, x:x + L.inner] = fit_into(results[c.name, i], L.inner, row_h)
+                canvas[y:y + row_h, x:x + L.inner] = letterbox(results[c.name, i], (L.inner, row_h), PAGE)
                 L.boxes[c.name, METHODS[m], i] = (x, y, L.inner, row_h)
             y += row_h + GAP
         # The content photo once for its rows: its name beside the first band, the photo centred below.
         draw_text(canvas, c.name, (L.x(0), top, L.inner, L.text_h), L.font)
         area_top = top + L.text_h
         py = area_top + (y - GAP - area_top - row_h) // 2
-        canvas[py:py + row_h, L.x(0):L.x(0) + L.inner] = fit_into(c.photo, L.inner, row_h)
+        canvas[py:py + row_h, L.x(0):L.x(0) + L.inner] = letterbox(c.photo, (L.inner, row_h), PAGE)
         L.boxes[c.name, "content", 0] = (L.x(0), py, L.inner, row_h)
     return canvas, L
 

@@ -193,6 +193,24 @@ def resize_max_side(rgb: np.ndarray, max_side: int | None, enlarge: bool = False
     return cv2.resize(rgb, (max(min_side, round(w * s)), max(min_side, round(h * s))), interpolation=interp)
 
 
+def letterbox(image: np.ndarray, size: tuple[int, int], fill: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (w, h) with its aspect kept, centred on ``fill`` (black by
+    default: a video frame of another size; the sheets under scripts/ use their page colour).
+    Interpolation as :func:`resize_max_side`; returned as it is when it already has that size."""
+    w, h = size
+    ih, iw = image.shape[:2]
+    if (iw, ih) == (w, h):
+        return image
+    scale = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    scaled = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.empty((h, w, 3), np.uint8)
+    out[:] = fill
+    x, y = (w - nw) // 2, (h - nh) // 2
+    out[y:y + nh, x:x + nw] = scaled
+    return out
+
+
 def resize_to(image: np.ndarray, like: np.ndarray) -> np.ndarray:
     """``image`` resized (bilinear) to the height and width of ``like``; unchanged if they match."""
     h, w = like.shape[:2]

@@ -8,8 +8,9 @@ cannot hold its codec), and writes H.264 in yuv420p by default, playable in brow
 Cameras and windows stay with OpenCV (:mod:`realtime.sources`, :mod:`realtime.sinks`).
 """
 
+from models.common.images import letterbox
 from realtime.video_io.codecs import CODECS, available_codecs, encoder_for
-from realtime.video_io.convert import CONVERT, bgr_to_yuv420p, frame_to_bgr, letterbox
+from realtime.video_io.convert import CONVERT, bgr_to_yuv420p, frame_to_bgr
 from realtime.video_io.reader import VideoFileSource
 from realtime.video_io.writer import VideoFileSink
 

@@ -1,4 +1,4 @@
-"""Frames between PyAV and OpenCV: YUV <-> BGR with each file's own matrix and range, and letterboxing."""
+"""Frames between PyAV and OpenCV: YUV <-> BGR with each file's own matrix and range."""
 
 from __future__ import annotations
 
@@ -66,18 +66,3 @@ def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
     u, v = (cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in (u, v))
     full = name == "yuvj420p" or frame.color_range == 2
     return cv2.transform(cv2.merge([y, u, v]), DECODE[(BT709 if frame.colorspace == BT709 else 0, full)])
-
-
-def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` scaled to fit ``size`` (w, h) with its aspect kept, centred on black."""
-    w, h = size
-    ih, iw = image.shape[:2]
-    if (iw, ih) == (w, h):
-        return image
-    scale = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
-    scaled = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    out = np.zeros((h, w, 3), np.uint8)
-    x, y = (w - nw) // 2, (h - nh) // 2
-    out[y:y + nh, x:x + nw] = scaled
-    return out

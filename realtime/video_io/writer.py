@@ -14,12 +14,13 @@ import numpy as np
 
 from models.common.errors import InputFileError, UserError, first_line
 from models.common.files import DiskFull, check_output_file, make_parent, refuse_overwriting_inputs, room_for
+from models.common.images import letterbox
 from realtime.frames import Sink
 from realtime.video_io.codecs import (CODECS, CONTAINER_FORMAT, DEFAULT_CODEC, ENCODER_OPTIONS, PIXEL_FORMAT,
                                       available_codecs, encoder_for)
 from realtime.video_io.metadata import muxer_takes
 from realtime.video_io.sound import Sound, set_stream_metadata
-from realtime.video_io.convert import LIVE_TIME_BASE, bgr_to_yuv420p, letterbox
+from realtime.video_io.convert import LIVE_TIME_BASE, bgr_to_yuv420p
 
 CLOSING_ROOM = 96 * 1024
 INDEX_BYTES_PER_PACKET = 40  # an index entry per packet, generously (mp4: stsz, stco, stts, ctts, stss)

@@ -193,8 +193,17 @@ def test_openvino_runs_frames_from_two_threads_at_once():
     assert all(np.array_equal(a, b) for a, b in zip(alone, together))
 
 
-def test_backend_probe_is_cached_per_model_and_size(tmp_path):
+def _fp32_machine(monkeypatch):
+    """The probe as on a CPU without bf16 or VNNI: these tests are about the fp32 engines."""
+    from models.inference import backends
+
+    monkeypatch.setattr(backends, "has_bf16", lambda: False)
+    monkeypatch.setattr(backends, "has_vnni", lambda: False)
+
+
+def test_backend_probe_is_cached_per_model_and_size(tmp_path, monkeypatch):
     pytest.importorskip("openvino")
+    _fp32_machine(monkeypatch)
     from models import catalogue
     from models.inference.backends import probe_backends
 
@@ -237,7 +246,8 @@ def test_style_effect_ladder_leaves_pinned_choices_alone():
     assert workers == [1] and [(r.size, r.network, r.margin) for r in rungs] == [(200, "starry_night_lite", 0)]
 
 
-def test_style_effect_applies_a_setting_and_says_what_it_runs():
+def test_style_effect_applies_a_setting_and_says_what_it_runs(monkeypatch):
+    _fp32_machine(monkeypatch)
     from realtime.adaptive import Setting
     from realtime.effects import EffectOptions, create_effect
 

@@ -193,26 +193,17 @@ def test_openvino_runs_frames_from_two_threads_at_once():
     assert all(np.array_equal(a, b) for a, b in zip(alone, together))
 
 
-def _fp32_machine(monkeypatch):
-    """The probe as on a CPU without bf16 or VNNI: these tests are about the fp32 engines."""
-    from models.inference import backends
-
-    monkeypatch.setattr(backends, "has_bf16", lambda: False)
-    monkeypatch.setattr(backends, "has_vnni", lambda: False)
-
-
-def test_backend_probe_is_cached_per_model_and_size(tmp_path, monkeypatch):
+def test_backend_probe_is_cached_per_model_and_size(tmp_path):
     pytest.importorskip("openvino")
-    _fp32_machine(monkeypatch)
     from models import catalogue
     from models.inference.backends import probe_backends
 
     cache = tmp_path / "probe.json"
     path = catalogue.model_path("starry_night_tiny")
-    first, seconds, built = probe_backends(path, (48, 64), threads=1, cache=cache)
+    first, seconds, built = probe_backends(path, (48, 64), threads=1, cache=cache, precision="fp32")
     assert first in ("onnxruntime", "openvino") and set(seconds) == {"onnxruntime", "openvino"}
     assert first in built  # the winner comes back built, ready to keep
-    again, seconds_again, built_again = probe_backends(path, (48, 64), threads=1, cache=cache)
+    again, seconds_again, built_again = probe_backends(path, (48, 64), threads=1, cache=cache, precision="fp32")
     assert (again, seconds_again, built_again) == (first, seconds, {})  # from the cache: nothing built
     _, _, other_size = probe_backends(path, (64, 80), threads=1, cache=cache)
     assert other_size  # another size is probed anew
@@ -246,12 +237,12 @@ def test_style_effect_ladder_leaves_pinned_choices_alone():
     assert workers == [1] and [(r.size, r.network, r.margin) for r in rungs] == [(200, "starry_night_lite", 0)]
 
 
-def test_style_effect_applies_a_setting_and_says_what_it_runs(monkeypatch):
-    _fp32_machine(monkeypatch)
+def test_style_effect_applies_a_setting_and_says_what_it_runs():
     from realtime.adaptive import Setting
     from realtime.effects import EffectOptions, create_effect
 
-    fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime"))
+    # fp32: on a CPU with VNNI the probe would rightly offer onnxruntime-int8, another name
+    fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime", precision="fp32"))
     frame = _photo(240, 320)  # at 64x48 the tiny sibling's own margin would make it the dearer network
     fx.prepare(frame.shape[:2], live=True)
     rungs, _, _ = fx.ladder(frame.shape[:2], 15)

@@ -202,35 +202,14 @@ EFFECT_ROWS = [("saliency", "plain"), ("saliency", "gradcam"), ("saliency", "smo
                ("deepdream", "plain"), ("activations", "plain")]
 
 
-def _labelled(bgr: np.ndarray, text: str, width: int = 320) -> np.ndarray:
-    """A frame scaled to ``width`` with a caption band above it (for the sheets)."""
-    import cv2
-
-    from models.common.images import resize_max_side
-
-    h, w = bgr.shape[:2]
-    small = resize_max_side(bgr, max(h, w) * width // w, enlarge=True)[:, :width]
-    band = np.full((22, small.shape[1], 3), 255, np.uint8)
-    cv2.putText(band, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([band, small])
-
-
 def _write_sheet(path: Path, rows: list[list[np.ndarray]]) -> None:
-    """Rows of equally wide labelled tiles, on white, as a PNG."""
+    """The tiles (BGR) as a PNG, drawn by compare_styles' sheet helpers."""
     import cv2
 
-    width = max(sum(t.shape[1] for t in row) + 4 * (len(row) + 1) for row in rows)
-    height = sum(max(t.shape[0] for t in row) + 4 for row in rows) + 4
-    sheet = np.full((height, width, 3), 255, np.uint8)
-    y = 4
-    for row in rows:
-        x = 4
-        for tile in row:
-            sheet[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
-            x += tile.shape[1] + 4
-        y += max(t.shape[0] for t in row) + 4
+    from compare_styles import sheet_of  # scripts/ is on sys.path when this runs as a script
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), sheet)
+    cv2.imwrite(str(path), sheet_of(rows))
     print(f"wrote {path}")
 
 
@@ -243,7 +222,9 @@ def _effects(frames: int, threads: int | None, sheet: Path | None = None) -> Non
     reference = _reference_effects()
     print(f"{'effect':>22s}  {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s}   {'reference FPS':>13s} {'p50 ms':>7s} "
           f"{'p95 ms':>7s}  {'x ref':>6s}")
-    rows = [[_labelled(clip[-1], "the input (last frame)")]]
+    from compare_styles import caption_tile
+
+    rows = [[caption_tile(clip[-1], 240, ["the input (last frame)"])]]
     for effect, mode in EFFECT_ROWS:
         options = EffectOptions(saliency_mode=mode, threads=threads, layer="block2" if effect == "activations" else None)
         fps, lat, shown = _effect_runner(effect, clip, options)
@@ -251,7 +232,8 @@ def _effects(frames: int, threads: int | None, sheet: Path | None = None) -> Non
         p50, p95 = np.percentile(lat * 1000, [50, 95])
         r50, r95 = np.percentile(ref_lat * 1000, [50, 95])
         label = effect if effect != "saliency" else f"saliency {mode}"
-        rows.append([_labelled(shown, f"{label}: this runner"), _labelled(ref_shown, f"{label}: torch-eager reference")])
+        rows.append([caption_tile(shown, 240, [f"{label}: this runner"]),
+                     caption_tile(ref_shown, 240, [f"{label}: torch-eager reference"])])
         print(f"{label:>22s}  {fps:6.1f} {p50:7.1f} {p95:7.1f}   {ref_fps:13.1f} {r50:7.1f} {r95:7.1f}  "
               f"{fps / ref_fps:6.2f}", flush=True)
     if sheet is not None:
@@ -289,14 +271,16 @@ def _precision(all_precisions: bool, threads: int | None, sheet: Path | None = N
         if sheet is not None:
             outputs[name] = nchw_to_bgr(model.run(photo))
     if sheet is not None:
+        from compare_styles import caption_tile
+
         fp32 = nchw_to_bgr(reference.run(photo))
         crop = (slice(0, 120), slice(240, 400))  # sky above the skyline: where banding would show
         rows = []
         for name, out in outputs.items():
             diff = np.clip(np.abs(out.astype(np.int16) - fp32.astype(np.int16)) * 8, 0, 255).astype(np.uint8)
             big = cv2.resize(out[crop], None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-            rows.append([_labelled(out, name, 480), _labelled(big, f"{name}: 2x crop of the sky"),
-                         _labelled(diff, f"{name}: |difference from fp32| x 8", 480)])
+            rows.append([caption_tile(out, 240, [name]), caption_tile(big, 240, [f"{name}: 2x crop of the sky"]),
+                         caption_tile(diff, 240, [f"{name}: |difference from fp32| x 8"])])
         _write_sheet(sheet / "precision.png", rows)
 
 

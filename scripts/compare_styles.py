@@ -99,7 +99,8 @@ def shipped_model(name: str) -> Path | None:
     return None
 
 
-def _tile(rgb: np.ndarray, height: int, caption: list[str]) -> np.ndarray:
+def caption_tile(rgb: np.ndarray, height: int, caption: list[str]) -> np.ndarray:
+    """The image scaled to ``height``, with its caption lines above it, on white (any channel order)."""
     w = round(rgb.shape[1] * height / rgb.shape[0])
     im = cv2.resize(rgb, (w, height), interpolation=cv2.INTER_AREA)
     pad = 16 * len(caption) + 4
@@ -109,7 +110,8 @@ def _tile(rgb: np.ndarray, height: int, caption: list[str]) -> np.ndarray:
     return im
 
 
-def _sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
+def sheet_of(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """Rows of tiles one under the other, each row padded to the widest with white."""
     lines = [np.hstack(r) for r in rows]
     width = max(l.shape[1] for l in lines)
     return np.vstack([cv2.copyMakeBorder(l, 0, 0, 0, width - l.shape[1], cv2.BORDER_CONSTANT,
@@ -171,17 +173,17 @@ def main(argv: list[str] | None = None) -> int:
             painting = read_rgb(style_path)
             # the painting in a box of one width, so that the columns of every row line up
             thumb = letterbox(painting, (round(args.height * 1.4), args.height), (255, 255, 255))
-            row = [_tile(thumb, args.height, [name[:24], ""])]
+            row = [caption_tile(thumb, args.height, [name[:24], ""])]
             for stem, photo in photos:
                 for label, result in _results(args, candidates, name, stem, photo):
                     if result is None:
-                        row.append(_tile(np.full_like(photo, 255), args.height, [f"{label} ({stem})", "none"]))
+                        row.append(caption_tile(np.full_like(photo, 255), args.height, [f"{label} ({stem})", "none"]))
                         continue
                     pd, sk = palette_distance(result, painting), structure_kept(result, photo)
                     print(f"{name:18s} {stem:14s} {label:16s} {pd:8.1f} {sk:10.2f}")
-                    row.append(_tile(result, args.height, [f"{label} ({stem})", f"palette {pd:.1f}  structure {sk:.2f}"]))
+                    row.append(caption_tile(result, args.height, [f"{label} ({stem})", f"palette {pd:.1f}  structure {sk:.2f}"]))
             rows.append(row)
-        write_rgb(args.out, _sheet(rows))
+        write_rgb(args.out, sheet_of(rows))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +86,10 @@ def int8_path(path: str | os.PathLike) -> Path:
     from models.common.paths import user_cache_dir
 
     digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
-    return user_cache_dir() / "int8" / f"{Path(path).stem}-{digest}.onnx"
+    # the digest names the file; the stem only helps a reader, so only its portable characters (a
+    # name that is not UTF-8 cannot pass through onnx's and onnxruntime's file functions)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)
+    return user_cache_dir() / "int8" / f"{stem}-{digest}.onnx"
 
 
 def int8_model(path: str | os.PathLike) -> Path:
@@ -122,6 +128,13 @@ def int8_model(path: str | os.PathLike) -> Path:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        quantize_static(str(path), str(tmp), Photos(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        # onnx's file functions take only UTF-8 paths: quantize a copy under a plain name
+        source = Path(tempfile.mkdtemp(dir=out.parent)) / "source.onnx"
+        try:
+            shutil.copyfile(path, source)
+            quantize_static(str(source), str(tmp), Photos(), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            shutil.rmtree(source.parent, ignore_errors=True)
     return out

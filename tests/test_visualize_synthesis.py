@@ -14,6 +14,7 @@ from skimage import data
 from models.backbones import load_backbone
 from models.common.images import read_rgb, rgb_to_tensor
 from models.efficientnet_lite import Conv2dSame, FusedConvAct
+from models.losses import content_loss
 from models.backbones import fast_frozen_copy
 from visualize.deepdream import deepdream, dream_steps
 from visualize.style_transfer import StyleTransfer, rgb_to_yiq, style_transfer, yiq_to_rgb
@@ -131,12 +132,31 @@ def test_style_transfer_lowers_style_loss_and_keeps_content(model, content, blob
     assert len(r.history) == len(r.losses) >= 40
     # The result moved away from the content image...
     assert (r.image - content).abs().mean() > 0.05
-    # ...yet its content features stay well closer to the content's than a noise start's do,
-    assert r.final.content < 0.8 * style_transfer(model, content, [blobs], steps=0, init="noise").initial.content
-    # and its layout is the content's, not the style's (the colour term of the defaults remaps the
+    # ...yet its layout is the content's, not the style's (the colour term of the defaults remaps the
     # luminance toward the painting's, which costs some linear correlation: 0.86 here, > 0.9 without).
     assert _low_pass_correlation(r.image, content) > 0.8
     assert _low_pass_correlation(torch.nn.functional.interpolate(blobs, size=content.shape[-2:]), content) < 0.6
+
+
+def _content_distance(model, image: torch.Tensor, content: torch.Tensor) -> float:
+    """The unweighted content loss of ``image`` against ``content`` on the default content layers."""
+    layers = dict.fromkeys(OPTIMISATION_LOSSES[model.name].content_layers, 1.0)
+    with torch.no_grad():
+        return content_loss(model.features(image, list(layers)), model.features(content, list(layers)),
+                            layers).sum().item()
+
+
+def test_the_content_term_holds_the_content_features(model, content, blobs):
+    # At the defaults on this 80x64 image the style term dominates and the layout is held by the
+    # content start (40 steps without any content term end at the same content loss, 1.14); so
+    # the content term is checked where it weighs: as strong as the style term, it keeps the
+    # content features (measured 0.60 against 1.14) while the style loss still falls over 10x.
+    free = style_transfer(model, content, [blobs], steps=40, content_weight=0)
+    held = style_transfer(model, content, [blobs], steps=40, content_weight=100)
+    assert held.final.style < held.initial.style / 5, (held.initial, held.final)
+    d_free, d_held = _content_distance(model, free.image, content), _content_distance(model, held.image, content)
+    assert d_held < 0.7 * d_free, (d_held, d_free)
+    assert held.final.content == pytest.approx(100 * d_held, rel=1e-3)
 
 
 def test_style_transfer_preserve_color_keeps_content_chroma(model, content, stripes):

@@ -390,6 +390,21 @@ def test_a_model_whose_name_is_not_utf8_runs_on_every_path(exported, tmp_path):
         assert r.returncode == 0, r.stderr
 
 
+def test_the_int8_copy_of_a_model_whose_name_is_not_utf8_in_a_cache_whose_name_is_not_either(exported, tmp_path,
+                                                                                               monkeypatch):
+    # int8 is forced: quantizing needs no VNNI, so this runs on every CPU (auto picks int8 only with VNNI)
+    from models.inference.backends import load_style_model
+    from models.inference.precision import int8_path
+
+    cache = tmp_path / os.fsdecode(b"cach\xe9")
+    monkeypatch.setenv("STYLELENS_CACHE_DIR", str(cache))
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    out = load_style_model(exported, "onnxruntime-int8").stylize(rgb)
+    assert out.shape == rgb.shape
+    assert int8_path(exported).is_file() and int8_path(exported).parent.parent == cache
+    assert [p.name for p in int8_path(exported).parent.iterdir()] == [int8_path(exported).name]  # no leftovers
+
+
 # 6. NaN weights ------------------------------------------------------------------------------------------
 
 def _train_settings(photos_dir, style_images, out, **kw):

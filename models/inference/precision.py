@@ -127,14 +127,13 @@ def int8_model(path: str | os.PathLike) -> Path:
             return next(self._it, None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        # onnx's file functions take only UTF-8 paths: quantize a copy under a plain name
-        source = Path(tempfile.mkdtemp(dir=out.parent)) / "source.onnx"
-        try:
-            shutil.copyfile(path, source)
-            quantize_static(str(source), str(tmp), Photos(), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, per_channel=True)
-        finally:
-            shutil.rmtree(source.parent, ignore_errors=True)
+    # onnx's file functions take only UTF-8 paths, and the cache folder's may not be one: quantize a
+    # copy in the system's temporary folder, then move the result into the cache atomically
+    with tempfile.TemporaryDirectory(prefix="stylelens-int8-") as work, atomic_path(out) as tmp:
+        source, quantized = Path(work) / "source.onnx", Path(work) / "int8.onnx"
+        shutil.copyfile(path, source)
+        quantize_static(str(source), str(quantized), Photos(), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True)
+        shutil.copyfile(quantized, tmp)
     return out

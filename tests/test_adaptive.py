@@ -205,7 +205,7 @@ def test_backend_probe_is_cached_per_model_and_size(tmp_path):
     assert first in built  # the winner comes back built, ready to keep
     again, seconds_again, built_again = probe_backends(path, (48, 64), threads=1, cache=cache, precision="fp32")
     assert (again, seconds_again, built_again) == (first, seconds, {})  # from the cache: nothing built
-    _, _, other_size = probe_backends(path, (64, 80), threads=1, cache=cache)
+    _, _, other_size = probe_backends(path, (64, 80), threads=1, cache=cache, precision="fp32")
     assert other_size  # another size is probed anew
 
 
@@ -225,13 +225,14 @@ def test_style_effect_ladder_leaves_pinned_choices_alone():
     from models import catalogue
     from realtime.effects import EffectOptions, create_effect
 
-    fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime"))
+    # fp32: the ladder is the question here, not which precision the probe would pick on this CPU
+    fx = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime", precision="fp32"))
     fx.prepare((480, 640), live=True)
     rungs, workers, start = fx.ladder((480, 640), 15)
     assert workers == [1, 2] and {r.size for r in rungs} >= {640, 320} and min(r.size for r in rungs) == 320
     assert [r.network for r in rungs][-1] == "starry_night_tiny"  # the shipped default has a tiny sibling
     pinned = create_effect("style", EffectOptions(provider="cpu", backend="onnxruntime", size=200, workers=1,
-                                                  border_pad=0, model="starry_night_lite"))  # a shipped name
+                                                  border_pad=0, model="starry_night_lite", precision="fp32"))  # a shipped name
     pinned.prepare((480, 640), live=True)
     rungs, workers, start = pinned.ladder((480, 640), 15)
     assert workers == [1] and [(r.size, r.network, r.margin) for r in rungs] == [(200, "starry_night_lite", 0)]

@@ -26,7 +26,7 @@
 
 ``--sheet DIR`` also writes what was measured, to look at: ``precision.png`` (the default style on
 chicago.jpg at 640x480 in each precision, a 2x crop of its sky, and the difference from fp32 times
-8) and ``effects.png`` (the last frame of each effect, this runner's path beside the reference's).
+8 on the same crop) and ``effects.png`` (the last frame of each effect, this runner's path beside the reference's).
 
 ``--busy`` runs the measurements beside one CPU-bound job at low priority (``nice -n 10``, one
 thread), as a training beside the live runner would be.
@@ -222,9 +222,11 @@ def _effects(frames: int, threads: int | None, sheet: Path | None = None) -> Non
     reference = _reference_effects()
     print(f"{'effect':>22s}  {'FPS':>6s} {'p50 ms':>7s} {'p95 ms':>7s}   {'reference FPS':>13s} {'p50 ms':>7s} "
           f"{'p95 ms':>7s}  {'x ref':>6s}")
-    from compare_styles import caption_tile
+    rows = []  # the sheet's tiles, drawn only when one is asked for
+    if sheet is not None:
+        from compare_styles import caption_tile  # scripts/ is on sys.path when this runs as a script
 
-    rows = [[caption_tile(clip[-1], 240, ["the input (last frame)"])]]
+        rows.append([caption_tile(clip[-1], 240, ["the input (last frame)"])])
     for effect, mode in EFFECT_ROWS:
         options = EffectOptions(saliency_mode=mode, threads=threads, layer="block2" if effect == "activations" else None)
         fps, lat, shown = _effect_runner(effect, clip, options)
@@ -232,8 +234,9 @@ def _effects(frames: int, threads: int | None, sheet: Path | None = None) -> Non
         p50, p95 = np.percentile(lat * 1000, [50, 95])
         r50, r95 = np.percentile(ref_lat * 1000, [50, 95])
         label = effect if effect != "saliency" else f"saliency {mode}"
-        rows.append([caption_tile(shown, 240, [f"{label}: this runner"]),
-                     caption_tile(ref_shown, 240, [f"{label}: torch-eager reference"])])
+        if sheet is not None:
+            rows.append([caption_tile(shown, 240, [f"{label}: this runner"]),
+                         caption_tile(ref_shown, 240, [f"{label}: torch-eager reference"])])
         print(f"{label:>22s}  {fps:6.1f} {p50:7.1f} {p95:7.1f}   {ref_fps:13.1f} {r50:7.1f} {r95:7.1f}  "
               f"{fps / ref_fps:6.2f}", flush=True)
     if sheet is not None:
@@ -254,9 +257,10 @@ def _precision(all_precisions: bool, threads: int | None, sheet: Path | None = N
     if sheet is not None:
         import cv2
 
-        from models.common.images import bgr_to_nchw, nchw_to_bgr
+        from models.common.images import bgr_to_nchw, nchw_to_bgr, read_rgb
 
-        photo = bgr_to_nchw(cv2.resize(cv2.imread(str(catalogue.SAMPLE_PHOTO)), (640, 480), interpolation=cv2.INTER_AREA))
+        bgr = cv2.cvtColor(read_rgb(catalogue.SAMPLE_PHOTO), cv2.COLOR_RGB2BGR)
+        photo = bgr_to_nchw(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA))
     reference = load_style_model(path, "onnxruntime", ["CPUExecutionProvider"], threads)
     reference.border_pad = 0
     print(f"{path.name} alone at 640x480, {threads or 'all'} threads; PSNR against fp32 on {len(images)} calibration "
@@ -274,13 +278,15 @@ def _precision(all_precisions: bool, threads: int | None, sheet: Path | None = N
         from compare_styles import caption_tile
 
         fp32 = nchw_to_bgr(reference.run(photo))
-        crop = (slice(0, 120), slice(240, 400))  # sky above the skyline: where banding would show
+        # chicago.jpg's sky above the skyline, where banding would show; the difference is shown on the
+        # same crop at 2x, so that shrinking the tile does not average isolated differences away
+        crop = (slice(0, 120), slice(240, 400))
         rows = []
         for name, out in outputs.items():
             diff = np.clip(np.abs(out.astype(np.int16) - fp32.astype(np.int16)) * 8, 0, 255).astype(np.uint8)
-            big = cv2.resize(out[crop], None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+            big, big_diff = (cv2.resize(x[crop], None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST) for x in (out, diff))
             rows.append([caption_tile(out, 240, [name]), caption_tile(big, 240, [f"{name}: 2x crop of the sky"]),
-                         caption_tile(diff, 240, [f"{name}: |difference from fp32| x 8"])])
+                         caption_tile(big_diff, 240, [f"{name}: |difference from fp32| x 8, same crop"])])
         _write_sheet(sheet / "precision.png", rows)
 
 

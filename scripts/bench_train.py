@@ -19,8 +19,9 @@
 (d) with ``--compile``: (b) with the style network (``net``) or both networks (``all``)
     wrapped in ``torch.compile``; its compile time is reported apart from its speed.
 
-Both use the same style network (``--arch``), the same loss network (efficientnet_lite0,
-the project's default), the same style image, the same seed (hence the same initial
+Both use the same style network (``--arch``), the same loss network (``--loss-net``:
+efficientnet_lite0 unless told, the light one; ``train``'s own default, auto, takes vgg16 where
+its weights are at hand, so give ``--loss-net vgg16`` to time what training does then), the same style image, the same seed (hence the same initial
 weights, checked) and the same batches (``training.data``), the same learning rate and
 number of steps. Each loop runs in its own process, so peak memory is its own: on CUDA
 ``torch.cuda.max_memory_allocated``; on a CPU the growth of the resident set from just
@@ -52,7 +53,7 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA = Path("/work/shared/data/bsds500")
-LOSS_NET = "efficientnet_lite0"  # the default of --loss-net
+LOSS_NET = "efficientnet_lite0"  # this bench's default of --loss-net (not training's auto)
 LR = 1e-3  # the training CLI's default, and the example's
 TERMS = ("total", "content", "style", "tv")
 TWIN_NOISE = 1e-6  # relative change of the twin's initial weights: the size of fp32 rounding
@@ -320,7 +321,7 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
                     help=f"loss network of every loop (default {LOSS_NET}; vgg16 needs its weights at hand, "
                          "see `stylelens info`)")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                    help="precision of ours, as `train --precision` (auto: bf16 on CUDA and on CPUs with AMX); "
+                    help="precision of ours, as `train --precision` (auto: bf16 on GPUs with native bf16 and on CPUs with AMX); "
                          "the reference is always fp32, so with bf16 the loss curve shows what bf16 changes")
     ap.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batches")
     ap.add_argument("--compile", choices=("net", "all"),

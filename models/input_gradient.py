@@ -67,8 +67,9 @@ class InputGradient(nn.Module):
 
     def __init__(self, backbone: Backbone, objective: str = "class"):
         super().__init__()
-        if not written_out(backbone):
-            raise ValueError(f"the written-out gradient covers efficientnet_lite0, not {backbone.name}")
+        if not has_written_out_gradient(backbone):
+            raise ValueError("the written-out gradient covers this project's efficientnet_lite0 (same-padded "
+                             f"convolutions), not {backbone.name!r} as given")
         self.net = fold_batchnorm(backbone)
         if self.net is backbone or any(isinstance(m, nn.BatchNorm2d) for m in self.net.modules()):
             raise ValueError("efficientnet_lite0 could not be folded")
@@ -132,14 +133,14 @@ class InputGradient(nn.Module):
         return g / net.std, out
 
 
-def written_out(backbone: Backbone) -> bool:
+def has_written_out_gradient(backbone: Backbone) -> bool:
     """Whether :class:`InputGradient` covers ``backbone``: EfficientNet-Lite0 as this project builds
     it (its same-padded convolutions); other networks (VGG) keep PyTorch's autograd."""
     return backbone.name == "efficientnet_lite0" and any(isinstance(m, Conv2dSame) for m in backbone.modules())
 
 
-def gradient_fn(backbone: Backbone, objective: str = "class"):
+def gradient_fn(backbone: Backbone, objective: str = "class") -> InputGradient | None:
     """``InputGradient`` for ``backbone``, or None where the gradient is not written out (VGG)."""
-    if not written_out(backbone):
+    if not has_written_out_gradient(backbone):
         return None
     return InputGradient(backbone, objective).eval()

@@ -113,10 +113,10 @@ def test_folding_batchnorm_keeps_the_features_and_leaves_the_original_alone():
 def test_the_fast_paths_know_which_networks_they_cover(effnet):
     """CAM in the engine and the written-out gradient cover EfficientNet-Lite0 only; VGG (random
     weights: shapes only) keeps Grad-CAM by backpropagation and PyTorch's autograd."""
-    from models.input_gradient import InputGradient, gradient_fn, written_out
+    from models.input_gradient import InputGradient, gradient_fn, has_written_out_gradient
 
     vgg = load_backbone("vgg16", pretrained=False)
-    assert effnet.pooled_linear_head and written_out(effnet) and gradient_fn(effnet) is not None
-    assert not vgg.pooled_linear_head and not written_out(vgg) and gradient_fn(vgg) is None
-    with pytest.raises(ValueError, match="covers efficientnet_lite0"):
+    assert effnet.pooled_linear_head and has_written_out_gradient(effnet) and gradient_fn(effnet) is not None
+    assert not vgg.pooled_linear_head and not has_written_out_gradient(vgg) and gradient_fn(vgg) is None
+    with pytest.raises(ValueError, match="covers this project.s efficientnet_lite0"):
         InputGradient(vgg)

@@ -112,9 +112,9 @@ class BackboneEffect(Effect):
         """The written-out input gradient (``models.input_gradient``) on the fast engine for one image
         of ``hw``; None where it is not written out for this network (VGG keeps PyTorch)."""
         from models.backbone_onnx import export_gradient
-        from models.input_gradient import written_out
+        from models.input_gradient import has_written_out_gradient
 
-        if not written_out(self.model):
+        if not has_written_out_gradient(self.model):
             return None
         return self._engine(("grad", objective, hw), lambda: export_gradient(self.model, objective, hw), hw)
 

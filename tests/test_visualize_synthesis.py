@@ -118,7 +118,7 @@ def _low_pass_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.corrcoef(torch.stack([la, lb]))[0, 1].item()
 
 
-def test_style_transfer_lowers_style_loss_and_keeps_content(model, content, blobs):
+def test_style_transfer_lowers_style_loss_and_keeps_the_layout(model, content, blobs):
     progress = Recorder()
     r = style_transfer(model, content, [blobs], steps=40, progress=progress)
     assert isinstance(r, StyleTransfer)

@@ -112,8 +112,10 @@ def test_neighbouring_tiles_agree_with_the_shared_statistics(model):
     def disagreement(pair):  # grey levels, away from both tiles' edge bands
         return float(np.abs(pair[0][:, :, 394:480] - pair[1][:, :, 32:118]).mean() * 255)
 
-    assert disagreement(shared) < 8  # measured 4.9
-    assert disagreement(own) > 3 * disagreement(shared)  # measured 37.6
+    # Measured on the default network: 9.5 shared against 33.4 own (the VGG16-trained Starry Night,
+    # whose strokes reach further in from a tile's edge; the EfficientNet-Lite0 one gave 4.9 / 37.6).
+    assert disagreement(shared) < 12
+    assert disagreement(own) > 3 * disagreement(shared)
     # The statistics graph and the given-norm graph are the network itself when fed its own input's statistics.
     whole = model.run(rgb_to_nchw(a))
     _, *own_stats = model._run(stats_session, rgb_to_nchw(a), None, outputs=["stylized", *names])

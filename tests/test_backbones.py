@@ -15,6 +15,12 @@ def effnet():
     return load_backbone("efficientnet_lite0")
 
 
+@pytest.fixture(scope="module")
+def random_vgg():
+    """VGG16 with random weights, asked for explicitly: for shape and structure tests only."""
+    return load_backbone("vgg16", pretrained=False)
+
+
 def _center_crop(rgb, size=224):
     h, w = rgb.shape[:2]
     s = 256 / min(h, w)
@@ -83,16 +89,16 @@ def test_vgg_local_weights_of_another_network_are_refused():
     assert "missing (features.0.weight" in str(err.value) and "296 unexpected (_conv_stem.weight" in str(err.value)
 
 
-def test_vgg_layers_are_named_without_weights():
+def test_vgg_layers_are_named_without_weights(random_vgg):
     """Shape test only: random weights asked for explicitly."""
-    vgg = load_backbone("vgg16", pretrained=False)
+    vgg = random_vgg
     assert vgg.layer_names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
     feats = vgg.features(torch.rand(1, 3, 64, 64), ["relu2_2", "relu4_3"])
     assert feats["relu2_2"].shape == (1, 128, 32, 32) and feats["relu4_3"].shape == (1, 512, 8, 8)
     assert vgg.classify(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
 
 
-def test_folding_batchnorm_keeps_the_features_and_leaves_the_original_alone():
+def test_folding_batchnorm_keeps_the_features_and_leaves_the_original_alone(random_vgg):
     from models.backbones import fold_batchnorm
 
     model = load_backbone("efficientnet_lite0")
@@ -106,16 +112,15 @@ def test_folding_batchnorm_keeps_the_features_and_leaves_the_original_alone():
         for layer in a:
             assert torch.allclose(a[layer], b[layer], atol=1e-4 * float(a[layer].abs().max())), layer
         assert model.classify(x).argmax() == folded.classify(x).argmax()
-    vgg = load_backbone("vgg16", pretrained=False)
-    assert fold_batchnorm(vgg) is vgg  # nothing to fold, no copy
+    assert fold_batchnorm(random_vgg) is random_vgg  # nothing to fold, no copy
 
 
-def test_the_fast_paths_know_which_networks_they_cover(effnet):
+def test_the_fast_paths_know_which_networks_they_cover(effnet, random_vgg):
     """CAM in the engine and the written-out gradient cover EfficientNet-Lite0 only; VGG (random
     weights: shapes only) keeps Grad-CAM by backpropagation and PyTorch's autograd."""
     from models.input_gradient import InputGradient, gradient_fn, has_written_out_gradient
 
-    vgg = load_backbone("vgg16", pretrained=False)
+    vgg = random_vgg
     assert effnet.pooled_linear_head and has_written_out_gradient(effnet) and gradient_fn(effnet) is not None
     assert not vgg.pooled_linear_head and not has_written_out_gradient(vgg) and gradient_fn(vgg) is None
     with pytest.raises(ValueError, match="covers this project.s efficientnet_lite0"):

@@ -219,6 +219,9 @@ def test_letterbox_keeps_the_aspect_and_centres():
     assert out.shape == (200, 200, 3)
     rows = np.nonzero(out[:, 100, 0] > 0)[0]
     assert rows.min() == 75 and rows.max() == 124
+    page = letterbox(np.zeros((100, 400, 3), np.uint8), (200, 200), fill=(255, 250, 240))
+    assert (page[0, 0] == (255, 250, 240)).all() and (page[199, 199] == (255, 250, 240)).all()
+    assert (page[75:125] == 0).all()  # the picture itself is not tinted
 
 
 class _Camera(Source):

@@ -131,6 +131,26 @@ def test_resume_refuses_a_different_data_stream(photos_dir, style_images, tmp_pa
         train(_settings(photos_dir, style_images, tmp_path, steps=4, batch=3, resume=True), progress=False)
 
 
+def test_resume_knows_a_painting_by_its_content_not_the_path_typed(photos_dir, style_images, tmp_path, monkeypatch):
+    """A relative path then an absolute one, or the painting moved: the same run goes on. The same
+    path holding another picture: refused, since the style targets would change under the run."""
+    import shutil
+
+    from models.common.errors import UserError
+
+    monkeypatch.chdir(style_images[0].parent)
+    train(_settings(photos_dir, [style_images[0].name], tmp_path, steps=2), progress=False)
+    moved = tmp_path / "elsewhere" / "painting.png"
+    moved.parent.mkdir()
+    shutil.copy(style_images[0], moved)
+    names = dict(names=[style_images[0].stem])  # the style keeps its name; only the file moved
+    train(_settings(photos_dir, [str(moved)], tmp_path, steps=3, resume=True, **names), progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+    shutil.copy(style_images[1], moved)  # edited in place
+    with pytest.raises(UserError, match="same paths, other contents"):
+        train(_settings(photos_dir, [str(moved)], tmp_path, steps=4, resume=True, **names), progress=False)
+
+
 def test_cli_choices_match_the_registries():
     from models.backbones import BACKBONES
     from models.style_net import ARCHS

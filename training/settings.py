@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.common.errors import UserError
+from models.common.files import same_file
 
 
 @dataclass
@@ -67,12 +68,28 @@ _RESUME_FIXED_SETTINGS = ("size", "style_size", "batch", "seed", "data", "style"
 _NOT_RECORDED = ("resume", "given")  # TrainSettings fields kept out of a checkpoint's record
 
 
+def _same_inputs(key: str, old, new, ckpt_cfg: dict, cfg: dict) -> bool:
+    """Whether the style images or the data folder are the ones the checkpoint was trained on.
+
+    Paths are compared as files, not as typed (``models/zoo/udnie.jpg`` and its absolute path are
+    one painting); style images by their content where the checkpoint records it, so a painting
+    that moved still resumes and one edited in place does not."""
+    if key == "style" and ckpt_cfg.get("style_sha256") is not None:
+        return ckpt_cfg["style_sha256"] == cfg.get("style_sha256")
+    if key == "style" and isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return all(a == b or same_file(a, b) for a, b in zip(old, new))
+    if key == "data" and old is not None and new is not None:
+        return old == new or same_file(old, new)
+    return old == new
+
+
 def check_resume_compatible(ckpt_cfg: dict, cfg: dict, path: Path) -> None:
     pairs = [(k, ckpt_cfg.get(k), cfg.get(k)) for k in _RESUME_FIXED]
     pairs += [(k, ckpt_cfg.get("settings", {}).get(k), cfg["settings"].get(k)) for k in _RESUME_FIXED_SETTINGS]
     for key, old, new in pairs:
-        if old != new:
-            raise UserError(f"{path}: cannot resume with {key}={new!r}: the checkpoint was trained with {old!r}")
+        if not _same_inputs(key, old, new, ckpt_cfg, cfg):
+            what = " (the same paths, other contents)" if old == new else ""
+            raise UserError(f"{path}: cannot resume with {key}={new!r}{what}: the checkpoint was trained with {old!r}")
 
 
 # The loss settings a resumed run takes from its checkpoint, with their value in checkpoints written

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from models.backbones import default_loss_network, load_backbone
 from models.common.errors import UserError, load_strictly
+from models.common.files import file_digest
 from models.common.images import read_rgb, resize_max_side, rgb_to_tensor
 from models.common.machine import cpu_flags
 from models.common.malloc import keep_freed_memory
@@ -220,6 +221,7 @@ class _Run:
             "arch": s.arch, "net": arch_config(s.arch).to_dict(), "styles": self.names, "loss_net": s.loss_net,
             "loss_net_weights": self.parts.weights_source,
             "loss": self.parts.criterion.config.to_dict(), "style_images": [str(p) for p in s.style],
+            "style_sha256": [file_digest(p) for p in s.style],
             "settings": {k: v for k, v in asdict(s).items() if k not in _NOT_RECORDED},
             "precision": "bf16" if self.parts.bf16 else "fp32", "world_size": world,
         }

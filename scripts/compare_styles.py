@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from models import catalogue  # noqa: E402
 from models.common.errors import UserError  # noqa: E402
-from models.common.images import letterbox, read_rgb, resize_max_side, write_rgb  # noqa: E402
+from models.common.images import draw_text, letterbox, read_rgb, resize_max_side, write_rgb  # noqa: E402
 
 _BORDER = 32  # the mirrored margin the shipped models run on; checkpoints get the same
 
@@ -106,7 +106,7 @@ def caption_tile(rgb: np.ndarray, height: int, caption: list[str]) -> np.ndarray
     pad = 16 * len(caption) + 4
     im = cv2.copyMakeBorder(im, pad, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     for i, line in enumerate(caption):
-        cv2.putText(im, line, (4, 13 + 16 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        draw_text(im, line, (2, 1 + 16 * i, im.shape[1] - 4, 16), 0.42, (0, 0, 0), align="left")
     return im
 
 

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from models import catalogue
 from models.common.cli import min_int
 from models.common.errors import InputFileError, UserError
-from models.common.images import encode_rgb, letterbox, read_rgb, resize_max_side, write_rgb
+from models.common.images import draw_text, encode_rgb, letterbox, read_rgb, resize_max_side, write_rgb
 from models.inference.onnx_style import OnnxStyleModel, parse_blend
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,6 @@ DEFAULT_TRAINING_SIZE = 192  # training crop when a manifest entry does not say
 
 # Drawing: white page, grey caption bands, dark text (RGB).
 PAGE, BAND, TEXT, MUTED = (255, 255, 255), (236, 236, 236), (25, 25, 25), (90, 90, 90)
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 GAP = 4  # pixels between neighbouring images
 FAST_REPEATS = 3  # fast calls per image, the best one timed
 
@@ -237,23 +236,6 @@ def strips(images: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
     return out
 
 
-def draw_text(canvas: np.ndarray, text: str, box: tuple[int, int, int, int], scale: float,
-              colour: tuple[int, int, int] = TEXT, align: str = "center", thickness: int = 1) -> None:
-    """Text in box (x, y, w, h), vertically centred, shrunk until it fits the box's width."""
-    x, y, w, h = box
-    pad = max(2, h // 6)
-    while scale > 0.3:
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
-        if tw <= w - 2 * pad and th + base <= h:
-            break
-        scale *= 0.92
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
-    tx = x + pad if align == "left" else x + max(pad, (w - tw) // 2)
-    ty = y + (h + th) // 2
-    region = canvas[y:y + h, x:x + w]  # drawing on a view clips to the box
-    cv2.putText(region, text, (tx - x, ty - y), FONT, scale, colour, thickness, cv2.LINE_AA)
-
-
 @dataclass
 class Layout:
     """Where everything goes, in pixels.
@@ -331,9 +313,9 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
         images = [thumbs[p] for p in col.style_images]
         tile = letterbox(images[0], (L.inner, L.thumb_h), PAGE) if len(images) == 1 else strips(images, L.inner, L.thumb_h)
         canvas[y:y + L.thumb_h, L.x(1 + i):L.x(1 + i) + L.inner] = tile
-        draw_text(canvas, col.title, (L.x(1 + i), y + L.thumb_h, L.inner, L.text_h), L.font)
+        draw_text(canvas, col.title, (L.x(1 + i), y + L.thumb_h, L.inner, L.text_h), L.font, TEXT)
     draw_text(canvas, "style", (L.x(0), y, L.inner, L.thumb_h), L.font, MUTED)
-    draw_text(canvas, "content", (L.x(0), y + L.thumb_h, L.inner, L.text_h), L.font)
+    draw_text(canvas, "content", (L.x(0), y + L.thumb_h, L.inner, L.text_h), L.font, TEXT)
     y = L.header_height
 
     # One group per content: per method a caption band over the results, then the images.
@@ -341,7 +323,7 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
         top = y
         for m in range(methods):
             canvas[y:y + L.text_h, results_x0:results_x1] = BAND
-            draw_text(canvas, band_text[m], (results_x0, y, results_x1 - results_x0, L.text_h), L.font, align="left")
+            draw_text(canvas, band_text[m], (results_x0, y, results_x1 - results_x0, L.text_h), L.font, TEXT, align="left")
             y += L.text_h
             results = fast if m == 0 else gatys
             for i in range(len(columns)):
@@ -350,7 +332,7 @@ def render(columns: Sequence[Column], contents: Sequence[Content], fast: dict, g
                 L.boxes[c.name, METHODS[m], i] = (x, y, L.inner, row_h)
             y += row_h + GAP
         # The content photo once for its rows: its name beside the first band, the photo centred below.
-        draw_text(canvas, c.name, (L.x(0), top, L.inner, L.text_h), L.font)
+        draw_text(canvas, c.name, (L.x(0), top, L.inner, L.text_h), L.font, TEXT)
         area_top = top + L.text_h
         py = area_top + (y - GAP - area_top - row_h) // 2
         canvas[py:py + row_h, L.x(0):L.x(0) + L.inner] = letterbox(c.photo, (L.inner, row_h), PAGE)

@@ -12,12 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from models import catalogue
 from models.common.errors import UserError
-from models.common.images import check_image_suffix, read_rgb, resize_max_side, write_rgb
+from models.common.images import check_image_suffix, draw_text, read_rgb, resize_max_side, write_rgb
 from models.inference.onnx_style import META_ARCH, OnnxStyleModel
 
 
@@ -64,15 +63,6 @@ def list_styles() -> list[StyleModel]:
     return [_open(e) for e in catalogue.entries()]
 
 
-def _put_text(canvas: np.ndarray, text: str, x: int, y: int, width: int, scale: float, color: tuple) -> None:
-    """Draw ``text`` with its baseline at ``y``, shrunk to fit ``width`` pixels."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    text_w = cv2.getTextSize(text, font, scale, 1)[0][0]
-    if text_w > width:
-        scale *= width / text_w
-    cv2.putText(canvas, text, (x, y), font, scale, color, 1, cv2.LINE_AA)
-
-
 def contact_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str | os.PathLike,
                   tile: int = 256, columns: int = 4) -> dict:
     """Write the photo and every style of every usable model, each labelled, as one image.
@@ -97,8 +87,8 @@ def contact_sheet(models: list[StyleModel], photo: str | os.PathLike, out: str |
         x = gap + (i % cols) * (w + gap)
         y = gap + (i // cols) * (h + band + gap)
         sheet[y:y + h, x:x + w] = image
-        _put_text(sheet, title, x + 3, y + h + band * 13 // 30, w - 6, 0.5, (255, 255, 255))
-        _put_text(sheet, subtitle, x + 3, y + h + band * 26 // 30, w - 6, 0.4, (170, 170, 170))
+        draw_text(sheet, title, (x, y + h, w, band // 2 + 2), 0.5, (255, 255, 255), align="left")
+        draw_text(sheet, subtitle, (x, y + h + band // 2, w, band - band // 2), 0.4, (170, 170, 170), align="left")
     write_rgb(out, sheet)
     return {"path": str(Path(out).resolve()), "bytes": Path(out).stat().st_size, "width": sheet.shape[1],
             "height": sheet.shape[0], "tiles": [{"style": t, "model": s} for t, s, _ in tiles[1:]],

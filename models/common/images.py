@@ -211,6 +211,28 @@ def letterbox(image: np.ndarray, size: tuple[int, int], fill: tuple[int, int, in
     return out
 
 
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def draw_text(canvas: np.ndarray, text: str, box: tuple[int, int, int, int], scale: float,
+              colour: tuple[int, int, int], align: str = "center", thickness: int = 1) -> None:
+    """``text`` drawn in ``box`` (x, y, w, h) of a uint8 image (in place), vertically centred,
+    centred or at the left (``align``), shrunk from OpenCV's font ``scale`` until it fits the box;
+    what still does not fit is clipped to the box. The one way labels are written on sheets."""
+    x, y, w, h = box
+    pad = max(2, h // 6)
+    while scale > 0.3:
+        (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
+        if tw <= w - 2 * pad and th + base <= h:
+            break
+        scale *= 0.92
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
+    tx = x + pad if align == "left" else x + max(pad, (w - tw) // 2)
+    ty = y + (h + th) // 2
+    region = canvas[y:y + h, x:x + w]  # drawing on a view clips to the box
+    cv2.putText(region, text, (tx - x, ty - y), _FONT, scale, colour, thickness, cv2.LINE_AA)
+
+
 def resize_to(image: np.ndarray, like: np.ndarray) -> np.ndarray:
     """``image`` resized (bilinear) to the height and width of ``like``; unchanged if they match."""
     h, w = like.shape[:2]

@@ -14,7 +14,7 @@ Gatys uses the project's defaults (visualize.synthesis) and each style image at 
 network was trained with it (twice the training crop, 384 px), so strokes have the same scale:
 the zoo's 256 px thumbnails are enlarged for that, --style-dir gives full-size paintings.
 
-    python scripts/gallery.py --style-dir ../shared/data/styles   # docs/gallery.jpg, about 4 minutes
+    python scripts/gallery.py --style-dir ../shared/data/styles   # docs/gallery.jpg, about 37 min on 2 CPU cores (VGG16 Gatys)
     python scripts/gallery.py --no-gatys --out /tmp/fast.jpg         # fast networks only, seconds
     python scripts/gallery.py --zoo my_zoo/ --gatys-steps 150        # another manifest.json, quicker Gatys
 """

@@ -126,9 +126,9 @@ def _results(args, candidates: list[tuple[str, str]], name: str, stem: str,
     if args.reference:
         refs = sorted(Path(args.reference).glob(f"*_{stem}_{name}.jpg"))
         for ref in refs:
-            results.append(("published", cv2.resize(read_rgb(ref), photo.shape[1::-1], interpolation=cv2.INTER_AREA)))
+            results.append((args.reference_label, cv2.resize(read_rgb(ref), photo.shape[1::-1], interpolation=cv2.INTER_AREA)))
         if not refs and any(Path(args.reference).glob(f"*_{stem}_*.jpg")):  # other paintings have one: keep the column
-            results.append(("published", None))
+            results.append((args.reference_label, None))
     shipped = shipped_model(name)
     if not args.no_shipped and shipped is not None:
         results.append(("shipped", stylize_with(shipped, photo, name)))
@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the photos to stylise, each beside the others in every row")
     ap.add_argument("--size", type=int, default=510, help="longer side of the photo (default 510: 510x338 chicago)")
     ap.add_argument("--reference", metavar="DIR", help="folder of published outputs named *_<painting>.jpg")
+    ap.add_argument("--reference-label", default="published", metavar="LABEL",
+                    help="caption of the --reference results (default: published; e.g. peer, for another tool's outputs)")
     ap.add_argument("--candidate", action="append", default=[], metavar="LABEL=PATTERN",
                     help="an ONNX model or checkpoint per painting, {name} standing for its stem; repeatable")
     ap.add_argument("--no-shipped", action="store_true", help="leave out the shipped models")

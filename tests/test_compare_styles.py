@@ -54,14 +54,18 @@ def test_the_sheet_has_a_row_per_painting_and_a_figure_per_result(tmp_path):
         styles.append(write_rgb(tmp_path / f"{name}.png", img) or tmp_path / f"{name}.png")
     photo = tmp_path / "photo.png"
     write_rgb(photo, _photo(seed=9))
+    others = tmp_path / "peer"  # another tool's output for the reds painting only
+    others.mkdir()
+    cv2.imwrite(str(others / "tool_photo_reds.jpg"), _photo(seed=11))
     out = tmp_path / "sheet.png"
     run = subprocess.run([sys.executable, str(SCRIPT), "--styles", *map(str, styles), "--photo", str(photo),
                           "--size", "96", "--height", "60", "--out", str(out),
+                          "--reference", str(others), "--reference-label", "peer",
                           "--candidate", f"shipped-again={Path(SCRIPT).parents[1]}/models/zoo/starry_night_lite.onnx"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     rows = [l.split() for l in run.stdout.splitlines() if l.startswith(("reds", "blues"))]
-    assert [[r[0], r[2]] for r in rows] == [["reds", "shipped-again"], ["blues", "shipped-again"]]
+    assert [[r[0], r[2]] for r in rows] == [["reds", "peer"], ["reds", "shipped-again"], ["blues", "shipped-again"]]
     assert all(r[1] == "photo" and float(r[3]) > 0 and -1 <= float(r[4]) <= 1 for r in rows)
     sheet = read_rgb(out)
     assert sheet.shape[0] > 2 * 60  # two rows of pictures with their captions

@@ -391,3 +391,21 @@ def test_tone_weight_adds_the_tone_term_to_the_loss_and_is_recorded(photos_dir, 
     train(_settings(photos_dir, style_images, tmp_path / "plain", steps=1, tone_weight=0.0), progress=False,
           on_step=lambda step, total, values: plain.append(values))
     assert "tone" not in plain[0]  # off: the term costs nothing then
+
+
+def test_the_sample_sheet_shows_a_whole_photo_at_twice_the_training_size(tmp_path):
+    # A crop at the training size blew one object up to the size of the painting's marks; the
+    # sample is the first readable photo, whole, its longer side twice the crop size.
+    import numpy as np
+
+    from models.common.images import write_rgb
+    from training.samples import sample_image
+
+    (tmp_path / "a_broken.jpg").write_bytes(b"not an image")
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(128, 60, (20, 30, 3)), 0, 255).astype(np.uint8).repeat(10, 0).repeat(10, 1)
+    write_rgb(tmp_path / "b_photo.png", photo)  # 200 x 300
+    x = sample_image(sorted(tmp_path.iterdir()), 64)
+    assert tuple(x.shape) == (1, 3, 85, 128)
+    whole = rgb_to_tensor(resize_max_side(photo, 128))
+    assert torch.allclose(x, whole)

@@ -1,7 +1,7 @@
 """Side-by-side study of style models: one PNG and two figures per result.
 
 For each painting given, one row: the painting, the published output where one exists
-(``--reference DIR``, files named ``*_<painting>.jpg``, e.g. Johnson et al.'s
+(``--reference DIR``, files named ``*_<photo>_<painting>.jpg``, e.g. Johnson et al.'s
 ``johnson_eccv16_chicago_wave.jpg``), the shipped model (the painting's first one-style model in
 ``models/zoo/manifest.json``), then each candidate (``--candidate LABEL=PATTERN``: an ONNX model or a training checkpoint,
 ``{name}`` in the pattern standing for the painting's file stem). Every result is a photo
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photo", nargs="+", default=[str(catalogue.SAMPLE_PHOTO)],
                     help="the photos to stylise, each beside the others in every row")
     ap.add_argument("--size", type=int, default=510, help="longer side of the photo (default 510: 510x338 chicago)")
-    ap.add_argument("--reference", metavar="DIR", help="folder of published outputs named *_<painting>.jpg")
+    ap.add_argument("--reference", metavar="DIR",
+                    help="folder of published outputs named *_<photo>_<painting>.jpg (johnson_eccv16_chicago_wave.jpg)")
     ap.add_argument("--reference-label", default="published", metavar="LABEL",
                     help="caption of the --reference results (default: published; e.g. peer, for another tool's outputs)")
     ap.add_argument("--candidate", action="append", default=[], metavar="LABEL=PATTERN",

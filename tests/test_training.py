@@ -131,6 +131,25 @@ def test_resume_refuses_a_different_data_stream(photos_dir, style_images, tmp_pa
         train(_settings(photos_dir, style_images, tmp_path, steps=4, batch=3, resume=True), progress=False)
 
 
+def test_resume_knows_the_data_folder_by_its_files_not_its_path(photos_dir, style_images, tmp_path):
+    """The folder moved: the same batches, so the run goes on. A photo added under the same path:
+    every later batch would differ from an uninterrupted run's, so it is refused."""
+    import shutil
+
+    from models.common.errors import UserError
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(photos_dir, data)
+    train(_settings(data, style_images, out, steps=2), progress=False)
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    train(_settings(moved, style_images, out, steps=3, resume=True), progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 3
+    shutil.copy(next(moved.glob("*.jpg")), moved / "zz_added.jpg")
+    with pytest.raises(UserError, match="data=.*same paths, other contents"):
+        train(_settings(moved, style_images, out, steps=4, resume=True), progress=False)
+
+
 def test_resume_knows_a_painting_by_its_content_not_the_path_typed(photos_dir, style_images, tmp_path, monkeypatch):
     """A relative path then an absolute one, or the painting moved: the same run goes on. The same
     path holding another picture: refused, since the style targets would change under the run."""
@@ -405,7 +424,10 @@ def test_the_sample_sheet_shows_a_whole_photo_at_twice_the_training_size(tmp_pat
     rng = np.random.default_rng(0)
     photo = np.clip(rng.normal(128, 60, (20, 30, 3)), 0, 255).astype(np.uint8).repeat(10, 0).repeat(10, 1)
     write_rgb(tmp_path / "b_photo.png", photo)  # 200 x 300
-    x = sample_image(sorted(tmp_path.iterdir()), 64)
+    with pytest.warns(UserWarning, match="a_broken.jpg"):
+        x = sample_image(sorted(tmp_path.iterdir()), 64)
     assert tuple(x.shape) == (1, 3, 85, 128)
-    whole = rgb_to_tensor(resize_max_side(photo, 128))
-    assert torch.allclose(x, whole)
+    assert torch.allclose(x, rgb_to_tensor(resize_max_side(photo, 128)))
+    x = sample_image([tmp_path / "b_photo.png"], 256)  # a photo under twice the size is enlarged
+    assert tuple(x.shape) == (1, 3, 341, 512)
+    assert abs(float(x.mean()) - photo.mean() / 255) < 0.01

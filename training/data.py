@@ -34,6 +34,21 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     return files
 
 
+def files_fingerprint(root: str | os.PathLike, files: list[Path]) -> str:
+    """SHA-256 of the image files' names (relative to ``root``) and sizes, in order.
+
+    The batches of a step are drawn from this list, so a resumed run sees the images an
+    uninterrupted one would only while it is unchanged: a file added, removed or rewritten with
+    another size changes the fingerprint. Names and sizes, not contents: reading 300 photos at
+    every start would cost more than the check is worth."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(root).as_posix()}\t{f.stat().st_size}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
 def random_crop(rgb: np.ndarray, size: int, rng: random.Random, max_scale: float = 1.3) -> np.ndarray:
     """Resize so the shorter side is ``size`` times a random scale in [1, max_scale], then crop."""
     h, w = rgb.shape[:2]

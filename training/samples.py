@@ -3,11 +3,12 @@ each style, written every ``--sample-every`` steps (the previews of the page's "
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
-from models.common.errors import UserError
+from models.common.errors import InputFileError, UserError
 from models.common.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
 from models.style_net import StyleNet, one_hot
 
@@ -23,9 +24,11 @@ def sample_image(files: list[Path], size: int) -> torch.Tensor:
     """
     for f in files:
         try:
-            return rgb_to_tensor(resize_max_side(read_rgb(f), 2 * size, enlarge=True, min_side=size // 2))
-        except UserError:
+            rgb = read_rgb(f, max_side=2 * size)
+        except InputFileError as e:  # the data loader skips it too, with the same warning
+            warnings.warn(f"skipping unreadable training image {e.path}: {e.problem}", stacklevel=2)
             continue
+        return rgb_to_tensor(resize_max_side(rgb, 2 * size, enlarge=True, min_side=16))
     raise UserError("no readable image in the data folder")
 
 

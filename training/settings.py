@@ -71,11 +71,15 @@ _NOT_RECORDED = ("resume", "given")  # TrainSettings fields kept out of a checkp
 def _same_inputs(key: str, old, new, ckpt_cfg: dict, cfg: dict) -> bool:
     """Whether the style images or the data folder are the ones the checkpoint was trained on.
 
-    Paths are compared as files, not as typed (``models/zoo/udnie.jpg`` and its absolute path are
-    one painting); style images by their content where the checkpoint records it, so a painting
-    that moved still resumes and one edited in place does not."""
+    Where the checkpoint records them, style images are compared by their content and the data
+    folder by the names and sizes of its images (:func:`training.data.files_fingerprint`), so a
+    painting or a folder that moved still resumes, and one changed in place does not. Older
+    checkpoints compare paths as files, not as typed (``models/zoo/udnie.jpg`` and its absolute
+    path are one painting)."""
     if key == "style" and ckpt_cfg.get("style_sha256") is not None:
         return ckpt_cfg["style_sha256"] == cfg.get("style_sha256")
+    if key == "data" and ckpt_cfg.get("data_files") is not None:
+        return ckpt_cfg["data_files"] == cfg.get("data_files")
     if key == "style" and isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return all(a == b or same_file(a, b) for a, b in zip(old, new))
     if key == "data" and old is not None and new is not None:

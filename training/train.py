@@ -32,7 +32,7 @@ from models.common.machine import cpu_flags
 from models.common.malloc import keep_freed_memory
 from models.style_net import StyleNet, arch_config
 from training.checkpoint import CHECKPOINT_NAME, NonFiniteWeights, load_checkpoint, save_checkpoint
-from training.data import CropDataset, StepSampler
+from training.data import CropDataset, StepSampler, files_fingerprint
 from training.losses import LossConfig, PerceptualLoss, StyleCalibration, default_loss_config
 from training.samples import sample_image, write_samples
 from training.settings import _NOT_RECORDED, TrainSettings, check_resume_compatible, settings_to_resume, style_names
@@ -222,6 +222,7 @@ class _Run:
             "loss_net_weights": self.parts.weights_source,
             "loss": self.parts.criterion.config.to_dict(), "style_images": [str(p) for p in s.style],
             "style_sha256": [file_digest(p) for p in s.style],
+            "data_files": files_fingerprint(s.data, self.dataset.files),
             "settings": {k: v for k, v in asdict(s).items() if k not in _NOT_RECORDED},
             "precision": "bf16" if self.parts.bf16 else "fp32", "world_size": world,
         }

@@ -19,7 +19,6 @@ and no speed: it fails the budget there and fp32 stays. No torch.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.common import machine
+from models.common.files import file_digest
 
 PRECISIONS = ("fp32", "bf16", "int8")
 # Smallest PSNR (dB, pixels in [0, 1]) of a reduced-precision output against the fp32 output.
@@ -85,7 +85,7 @@ def int8_path(path: str | os.PathLike) -> Path:
     """Where the int8 copy of the network in ``path`` is kept (the user cache, by the file's digest)."""
     from models.common.paths import user_cache_dir
 
-    digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+    digest = file_digest(path, "sha1")[:16]  # SHA-1: the names of the copies cached before stay valid
     # the digest names the file; the stem only helps a reader, so only its portable characters (a
     # name that is not UTF-8 cannot pass through onnx's and onnxruntime's file functions)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)

@@ -65,3 +65,31 @@ def test_the_style_effect_runs_fp32_on_a_machine_without_bf16_or_vnni(monkeypatc
     assert backends.split_backend(fx.backend)[1] == "fp32"
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     assert fx(frame).shape == frame.shape
+
+
+@needs_openvino
+@pytest.mark.parametrize("name", ["starry_night_lite", "starry_night_tiny", "five_styles_lite"])
+def test_openvino_runs_the_decoder_rewritten_and_gives_the_exported_networks_output(name):
+    """The upsampling decoder runs as transposed convolutions (openvino_graph) where the sizes allow:
+    the same picture as onnxruntime's fp32 at sides that are multiples of 4 and at sides that are not
+    (those run the graph as exported)."""
+    from models.inference.openvino_graph import upsampling_as_transposed_conv
+
+    path = catalogue.model_path(name)
+    ref = load_style_model(path, "onnxruntime", ["CPUExecutionProvider"], 1)
+    fast = load_style_model(path, "openvino", ["CPUExecutionProvider"], 1)
+    assert fast.session.multiple == 4  # two upsamplings rewritten
+    for hw in ((48, 64), (50, 66), (37, 53)):
+        x = np.random.default_rng(1).random((1, 3, *hw), dtype=np.float32)
+        y = fast.run(x)
+        assert y.shape == x.shape and np.abs(y - ref.run(x)).max() < 1e-4, hw
+    # the rewrite is what ran, and at a side that is not a multiple of 4 it would be wrong
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+    assert upsampling_as_transposed_conv(model) == 2
+    assert "ConvolutionBackpropData" in {op.get_type_name() for op in model.get_ordered_ops()}
+    fast.session.multiple = 1  # forced onto every size
+    x = np.random.default_rng(1).random((1, 3, 50, 66), dtype=np.float32)
+    wrong = fast.run(x)
+    assert wrong.shape != x.shape or np.abs(wrong - ref.run(x)).max() > 1e-2

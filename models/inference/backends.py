@@ -49,11 +49,17 @@ def cpu_flags() -> list[str]:
 
 class OpenVinoSession:
     """The one call of an onnxruntime session that :class:`OnnxStyleModel` makes (``run``), on
-    OpenVINO's CPU device. ``streams`` frames may run at once, each from its own thread."""
+    OpenVINO's CPU device. ``streams`` frames may run at once, each from its own thread.
+
+    The network is compiled with its upsampling decoder rewritten (:mod:`models.inference.
+    openvino_graph`, exact and faster) for inputs whose sides are multiples of
+    :attr:`multiple`; other sizes run the graph as exported, compiled when first needed."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, streams: int = 1,
                  precision: str = "fp32"):
         import openvino as ov
+
+        from models.inference.openvino_graph import exact_multiple, upsampling_as_transposed_conv
 
         config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if streams > 1:
@@ -62,16 +68,34 @@ class OpenVinoSession:
             config["PERFORMANCE_HINT"] = "LATENCY"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        self.path, self._config, self._core = str(path), config, ov.Core()
         try:
-            self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+            model = self._core.read_model(self.path)
+            rewritten = upsampling_as_transposed_conv(model)
+            self.compiled = self._core.compile_model(model, "CPU", config)
         except Exception as e:
             raise InputFileError(path, f"OpenVINO cannot run it ({first_line(e)})") from None
+        self.multiple = exact_multiple(rewritten)
+        self._as_exported = self.compiled if not rewritten else None  # compiled when a size needs it
+        self._lock = threading.Lock()
         self._local = threading.local()
 
+    def _graph_for(self, hw: tuple[int, int]):
+        """The compiled graph that is exact for a style network's input of ``hw``."""
+        if hw[0] % self.multiple == 0 and hw[1] % self.multiple == 0:
+            return self.compiled
+        with self._lock:
+            if self._as_exported is None:
+                self._as_exported = self._core.compile_model(self.path, "CPU", self._config)
+        return self._as_exported
+
     def run(self, names: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        request = getattr(self._local, "request", None)
-        if request is None:  # one request per thread: requests are not shared between threads
-            request = self._local.request = self.compiled.create_infer_request()
+        compiled = self.compiled if self.multiple == 1 else self._graph_for(feeds["image"].shape[-2:])
+        # one request per thread and graph: requests are not shared between threads
+        requests = self._local.__dict__.setdefault("requests", {})
+        request = requests.get(id(compiled))
+        if request is None:
+            request = requests[id(compiled)] = compiled.create_infer_request()
         out = request.infer(feeds)
         return [np.array(out[name]) for name in names]
 
@@ -133,7 +157,9 @@ def _cache_key(path: Path, hw: tuple[int, int], threads: int | None) -> str:
     if openvino_available():
         from importlib.metadata import version
 
-        versions += f"-ov{version('openvino')}"
+        from models.inference.openvino_graph import VERSION
+
+        versions += f"-ov{version('openvino')}-graph{VERSION}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     machine_key = f"{machine.cpu_name()}|{'+'.join(cpu_flags())}|{cores} cores|{versions}"
     return f"{digest}|{hw[0]}x{hw[1]}|{threads or 0} threads|{machine_key}"

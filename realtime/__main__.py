@@ -143,9 +143,9 @@ def _effect_options(args: argparse.Namespace):
                          preserve_color=args.preserve_color)
 
 
-def _sinks(args: argparse.Namespace, source, from_file: bool, log: Callable[[str], None]) -> list:
-    """Where the frames go: the video file (with the sound and metadata of a file source), a virtual
-    camera, the window."""
+def _sinks(args: argparse.Namespace, source, from_file: bool, realtime: bool, log: Callable[[str], None]) -> list:
+    """Where the frames go: the video file (with the sound and metadata of a file source; encoded
+    faster when ``realtime``, a live run), a virtual camera, the window."""
     from realtime.sinks import VirtualCamSink, WindowSink
     from realtime.video_io import VideoFileSink
 
@@ -154,7 +154,7 @@ def _sinks(args: argparse.Namespace, source, from_file: bool, log: Callable[[str
         sinks.append(VideoFileSink(args.out, source.fps, codec=args.codec, size=args.out_size, log=log,
                                    audio_from=source.path if from_file else None,
                                    time_base=source.time_base if from_file else None,
-                                   inputs=(args.source, args.model, args.weights)))
+                                   inputs=(args.source, args.model, args.weights), realtime=realtime))
     if args.virtual_cam:
         sinks.append(VirtualCamSink(source.fps))
     if not args.no_window:
@@ -185,11 +185,13 @@ def run(args: argparse.Namespace, report: Callable[[dict], None] | None = None) 
         log = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731  (above a progress bar, if one is shown)
         source = open_source(args.source, args.capture_size)
         from_file = isinstance(source, VideoFileSource)
-        sinks = _sinks(args, source, from_file, log)
-        # A file or folder rendered to a file, with no one watching: every frame, with a progress bar.
+        # A file or folder rendered to a file, with no one watching (no window, no virtual camera):
+        # every frame, with a progress bar. Anything else is live: frames are dropped to keep up.
         render = (bool(args.out) and (from_file or isinstance(source, ImageFolderSource))
-                  and not any(s.live for s in sinks))
-        runner = Runner(source, sinks, effect=args.effect, options=options, drop=not (args.no_drop or render),
+                  and args.no_window and not args.virtual_cam)
+        live = not (args.no_drop or render)
+        sinks = _sinks(args, source, from_file, live, log)
+        runner = Runner(source, sinks, effect=args.effect, options=options, drop=live,
                         stabilize=not args.no_stabilize, hud=not args.no_hud, max_frames=args.max_frames,
                         snapshot_dir=args.snapshot_dir, snapshot_at=args.snapshot_at,
                         reconnect_timeout=args.reconnect_timeout, log=log, progress=render and sys.stderr.isatty(),

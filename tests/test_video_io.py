@@ -64,6 +64,23 @@ def test_a_clip_keeps_its_sound_every_frame_and_each_frames_time(vfr_clip, tmp_p
     assert abs(res["audio"]["seconds"] - src["audio"]["seconds"]) <= ONE_AUDIO_FRAME
 
 
+def _x264_subme(path: Path) -> int:
+    """x264's sub-pixel motion setting, from the settings it writes into the stream: 1 for the
+    superfast preset, 2 for veryfast."""
+    found = re.search(rb"subme=(\d+)", path.read_bytes())
+    assert found, "no x264 settings in the stream"
+    return int(found.group(1))
+
+
+def test_a_live_recording_uses_a_faster_preset_and_a_file_render_the_thorough_one(vfr_clip, tmp_path):
+    """A live run shares the CPU with its effect: its recording is encoded with x264's superfast
+    preset; a render of a file, which takes the time it needs, with veryfast."""
+    live, render = tmp_path / "live.mp4", tmp_path / "render.mp4"
+    assert _run("--source", "demo", "--no-window", "--effect", "none", "--max-frames", "4", "--out", live).returncode == 0
+    assert _run("--source", vfr_clip, "--no-window", "--effect", "none", "--out", render).returncode == 0
+    assert (_x264_subme(live), _x264_subme(render)) == (1, 2)
+
+
 def test_a_file_render_shows_progress_with_frames_and_time_left(vfr_clip, tmp_path, capsys):
     Runner(VideoFileSource(vfr_clip), [VideoFileSink(tmp_path / "o.mp4", fps=30.0)], effect="none", drop=False,
            hud=False, progress=True).run()

@@ -16,8 +16,8 @@ from models.common.errors import InputFileError, UserError, first_line
 from models.common.files import DiskFull, check_output_file, make_parent, refuse_overwriting_inputs, room_for
 from models.common.images import letterbox
 from realtime.frames import Sink
-from realtime.video_io.codecs import (CODECS, CONTAINER_FORMAT, DEFAULT_CODEC, ENCODER_OPTIONS, PIXEL_FORMAT,
-                                      available_codecs, encoder_for)
+from realtime.video_io.codecs import (CODECS, CONTAINER_FORMAT, DEFAULT_CODEC, ENCODER_OPTIONS, LIVE_ENCODER_OPTIONS,
+                                      PIXEL_FORMAT, available_codecs, encoder_for)
 from realtime.video_io.metadata import muxer_takes
 from realtime.video_io.sound import Sound, set_stream_metadata
 from realtime.video_io.convert import LIVE_TIME_BASE, bgr_to_yuv420p
@@ -38,13 +38,16 @@ class VideoFileSink(Sink):
     files the run reads: the output may be none of them. A folder that does not exist yet
     is created. When the disk (or ``ulimit -f``) leaves too little room for the next frame, the
     file is closed properly, so what was written plays, and :class:`InputFileError` says so.
+    ``realtime``: the frames come from a live run, which the encoder must not slow down (a faster
+    preset, :data:`LIVE_ENCODER_OPTIONS`); a render of a file takes the time it needs.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str | None = None,
                  size: tuple[int, int] | None = None, audio_from: str | os.PathLike | None = None,
                  time_base: Fraction | None = None, log: Callable[[str], None] = print,
-                 inputs: Sequence[str | os.PathLike | None] = ()):
+                 inputs: Sequence[str | os.PathLike | None] = (), realtime: bool = False):
         self.path = Path(path)
+        self.realtime = realtime
         suffix = self.path.suffix.lower()
         if self.path.is_dir():
             raise InputFileError(self.path, f"is a folder, expected a video file name "
@@ -99,7 +102,8 @@ class VideoFileSink(Sink):
             raise InputFileError(self.path, f"cannot write a video here ({first_line(e)})") from None
         try:
             s = self.container.add_stream(self.encoder, rate=Fraction(self.fps).limit_denominator(1001),
-                                          options=ENCODER_OPTIONS.get(self.encoder, {}))
+                                          options=(LIVE_ENCODER_OPTIONS if self.realtime
+                                                   else ENCODER_OPTIONS).get(self.encoder, {}))
             s.width, s.height = self.coded
             s.pix_fmt = PIXEL_FORMAT[self.codec]
             s.time_base = s.codec_context.time_base = self.time_base

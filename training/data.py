@@ -41,12 +41,15 @@ def files_fingerprint(root: str | os.PathLike, files: list[Path]) -> str:
     uninterrupted one would only while it is unchanged: a file added, removed or rewritten with
     another size changes the fingerprint. Names and sizes, not contents: reading 300 photos at
     every start would cost more than the check is worth."""
-    import hashlib
-
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.relative_to(root).as_posix()}\t{f.stat().st_size}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+def warn_unreadable(error: InputFileError) -> None:
+    """The one warning for a training image that cannot be read (the run goes on without it)."""
+    warnings.warn(f"skipping unreadable training image {error.path}: {error.problem}", stacklevel=3)
 
 
 def random_crop(rgb: np.ndarray, size: int, rng: random.Random, max_scale: float = 1.3) -> np.ndarray:
@@ -86,7 +89,7 @@ class CropDataset(Dataset):
                 rgb = read_rgb(self.files[i])
             except InputFileError as e:
                 self._bad.add(i)
-                warnings.warn(f"skipping unreadable training image {e.path}: {e.problem}", stacklevel=2)
+                warn_unreadable(e)
                 continue
             return torch.from_numpy(rgb_to_nchw(random_crop(rgb, self.size, rng))[0])
         raise InputFileError(self.files[0].parent, "none of the training images could be read")

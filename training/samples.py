@@ -3,7 +3,6 @@ each style, written every ``--sample-every`` steps (the previews of the page's "
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -11,6 +10,7 @@ import torch
 from models.common.errors import InputFileError, UserError
 from models.common.images import read_rgb, resize_max_side, rgb_to_tensor, tensor_to_rgb, write_rgb
 from models.style_net import StyleNet, one_hot
+from training.data import warn_unreadable
 
 
 def sample_image(files: list[Path], size: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def sample_image(files: list[Path], size: int) -> torch.Tensor:
         try:
             rgb = read_rgb(f, max_side=2 * size)
         except InputFileError as e:  # the data loader skips it too, with the same warning
-            warnings.warn(f"skipping unreadable training image {e.path}: {e.problem}", stacklevel=2)
+            warn_unreadable(e)
             continue
         return rgb_to_tensor(resize_max_side(rgb, 2 * size, enlarge=True, min_side=16))
     raise UserError("no readable image in the data folder")

@@ -22,7 +22,9 @@
     steps, activation maps), with the shipped network's real weights.
 (e) ``--part precision``: the default style network alone at 640x480 on each engine and precision
     the CPU offers (fp32, OpenVINO bf16 where it has AVX-512 BF16 or AMX, int8 where it has VNNI;
-    ``--all-precisions`` forces every one), with its PSNR against fp32 on the calibration photos.
+    ``--all-precisions`` forces every one), with its PSNR against fp32 on the calibration photos;
+    on OpenVINO also the graph as exported, without the decoder rewrite of
+    ``models.inference.openvino_graph``.
 
 ``--sheet DIR`` also writes what was measured, to look at: ``precision.png`` (the default style on
 chicago.jpg at 640x480 in each precision, a 2x crop of its sky, and the difference from fp32 times
@@ -245,8 +247,8 @@ def _effects(frames: int, threads: int | None, sheet: Path | None = None) -> Non
 
 def _precision(all_precisions: bool, threads: int | None, sheet: Path | None = None) -> None:
     from models import catalogue
-    from models.inference.backends import candidates, load_style_model, time_model
-    from models.inference.precision import PSNR_BUDGET, calibration_images, within_budget
+    from models.inference.backends import OpenVinoSession, candidates, load_style_model, split_backend, time_model
+    from models.inference.precision import PSNR_BUDGET, calibration_images, int8_model, within_budget
 
     path = catalogue.model_path()
     names = candidates("auto")
@@ -274,6 +276,20 @@ def _precision(all_precisions: bool, threads: int | None, sheet: Path | None = N
         print(f"{name:>18s}  {ms:7.1f} ms  {quality:6.1f} dB ({verdict})", flush=True)
         if sheet is not None:
             outputs[name] = nchw_to_bgr(model.run(photo))
+        if name.startswith("openvino") and getattr(model.session, "multiple", 1) > 1:
+            # the same engine and precision on the graph as exported, without the decoder rewrite
+            # (in turns, twice each, so that a burst of load on a shared machine hits both alike)
+            engine, prec = split_backend(name)
+            rewritten = model.session
+            exported = OpenVinoSession(int8_model(path) if prec == "int8" else path, threads, 1, prec, rewrite=False)
+            times: dict[str, list[float]] = {"rewritten": [ms], "exported": []}
+            for session, key in ((exported, "exported"), (rewritten, "rewritten"), (exported, "exported")):
+                model.session = session
+                times[key].append(time_model(model, (480, 640), runs=7) * 1000)
+            model.session = rewritten
+            a, b = min(times["rewritten"]), min(times["exported"])
+            print(f"{'':>18s}  {b:7.1f} ms  the graph as exported ({a:.1f} ms rewritten, in turns): the rewrite "
+                  f"takes {(1 - a / b) * 100:.0f}% off", flush=True)
     if sheet is not None:
         from compare_styles import caption_tile
 

@@ -53,10 +53,11 @@ class OpenVinoSession:
 
     The network is compiled with its upsampling decoder rewritten (:mod:`models.inference.
     openvino_graph`, exact and faster) for inputs whose sides are multiples of
-    :attr:`multiple`; other sizes run the graph as exported, compiled when first needed."""
+    :attr:`multiple`; other sizes run the graph as exported, compiled when first needed.
+    ``rewrite=False`` runs the exported graph at every size (benchmarks compare the two)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, streams: int = 1,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", rewrite: bool = True):
         import openvino as ov
 
         from models.inference.openvino_graph import exact_multiple, upsampling_as_transposed_conv
@@ -71,7 +72,7 @@ class OpenVinoSession:
         self.path, self._config, self._core = str(path), config, ov.Core()
         try:
             model = self._core.read_model(self.path)
-            rewritten = upsampling_as_transposed_conv(model)
+            rewritten = upsampling_as_transposed_conv(model) if rewrite else 0
             self.compiled = self._core.compile_model(model, "CPU", config)
         except Exception as e:
             raise InputFileError(path, f"OpenVINO cannot run it ({first_line(e)})") from None

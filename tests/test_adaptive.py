@@ -373,3 +373,21 @@ def test_a_sibling_that_needs_a_margin_keeps_it_until_the_last_rungs():
     assert [r.margin for r in rungs[-2:]] == [8, 0]
     costs = [r.cost for r in rungs]
     assert costs == sorted(costs, reverse=True)
+
+
+def test_the_live_start_is_timed_by_the_median_run_and_engines_are_ranked_by_the_fastest(monkeypatch):
+    """One sample on a shared machine can land on a burst of load or miss one: the live start
+    predicts from the median of its runs, the engine ranking takes the fastest."""
+    import models.inference.backends as backends
+
+    class Steps:  # a model whose runs take 40, 10, 30 ms of a fake clock after the warm-up
+        def __init__(self, clock):
+            self.clock, self.times = clock, iter([0.0, 0.04, 0.01, 0.03])
+
+        def run(self, x):
+            self.clock.t += next(self.times)
+
+    clock = Clock()
+    monkeypatch.setattr(backends.time, "perf_counter", clock)
+    assert backends.time_model(Steps(clock), (4, 4), runs=3, typical=True) == pytest.approx(0.03)
+    assert backends.time_model(Steps(clock), (4, 4), runs=3) == pytest.approx(0.01)

@@ -134,20 +134,21 @@ def load_style_model(path: str | os.PathLike, backend: str = "onnxruntime", prov
     return model
 
 
-def time_model(model: OnnxStyleModel, hw: tuple[int, int], runs: int = PROBE_RUNS) -> float:
-    """Seconds per frame of ``model`` on an input of ``hw`` (its own margin added): the fastest of
-    ``runs`` after one warm-up run (first-run allocations and kernel choice)."""
-    return _time_run(model, np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32), runs)
+def time_model(model: OnnxStyleModel, hw: tuple[int, int], runs: int = PROBE_RUNS, typical: bool = False) -> float:
+    """Seconds per frame of ``model`` on an input of ``hw`` (its own margin added) over ``runs``
+    after one warm-up run (first-run allocations and kernel choice): the fastest, which ranks
+    engines, or with ``typical`` the median, which predicts what a frame will take."""
+    return _time_run(model, np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32), runs, typical)
 
 
-def _time_run(model: OnnxStyleModel, x: np.ndarray, runs: int = PROBE_RUNS) -> float:
+def _time_run(model: OnnxStyleModel, x: np.ndarray, runs: int = PROBE_RUNS, typical: bool = False) -> float:
     model.run(x)  # warm-up: first-run allocations and kernel choice
-    best = float("inf")
+    seconds = []
     for _ in range(runs):
         t = time.perf_counter()
         model.run(x)
-        best = min(best, time.perf_counter() - t)
-    return best
+        seconds.append(time.perf_counter() - t)
+    return float(np.median(seconds)) if typical else min(seconds)
 
 
 def _cache_key(path: Path, hw: tuple[int, int], threads: int | None) -> str:

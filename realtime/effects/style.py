@@ -149,7 +149,7 @@ class StyleEffect(LadderEffect):
             self.workers = 1
         from models.inference.backends import openvino_available, probe_backends, split_backend, time_model
 
-        choice, precision, fresh = self.options.backend, self.options.precision, False
+        choice, precision = self.options.backend, self.options.precision
         if self.on_gpu:
             choice = "onnxruntime"  # CUDA stays with onnxruntime-gpu, in fp32
         elif choice == "auto" or precision != "fp32":
@@ -159,7 +159,6 @@ class StyleEffect(LadderEffect):
             threads = self.options.threads or (None if self.workers == 1 else max(1, cores() // self.workers))
             choice, self.probe_seconds, built = probe_backends(self.path, hw, threads, log=log, precision=precision,
                                                                engine=None if choice == "auto" else choice)
-            fresh = bool(built)  # measured just now, not read from the cache
             if choice in built and self.workers == 1:
                 built[choice].border_pad = self.margin
                 self._engines[(self.path, choice, 1)] = built[choice]
@@ -167,8 +166,10 @@ class StyleEffect(LadderEffect):
         self._backend[self.path] = choice
         self.model = self._engine(self.path, self.workers)
         self.model.border_pad = self.margin
-        if live and not fresh:  # time it now, on this machine as loaded now (a cached probe may be old)
-            self.probe_seconds = {choice: time_model(self.model, processing_hw(frame_hw, self.size, 0), runs=1)}
+        if live:  # time it now, on this machine as loaded now (a cached probe may be old): the median of
+            # three runs, where one run on a shared machine picked the start from a single sample
+            self.probe_seconds = {choice: time_model(self.model, processing_hw(frame_hw, self.size, 0), runs=3,
+                                                     typical=True)}
 
     @property
     def backend(self) -> str:

@@ -150,7 +150,7 @@ class TapEngine:
             sessions["onnxruntime"] = ort.InferenceSession(str(self.path), _session_options(self.threads),
                                                           providers=["CPUExecutionProvider"])
         if self.backend in ("auto", "openvino") and openvino_available():
-            sessions["openvino"] = OpenVinoSession(self.path, self.threads)
+            sessions["openvino"] = OpenVinoSession(self.path, self.threads, rewrite=False)  # no style decoder
         onnx_session = sessions.get("onnxruntime")
         outputs = [o.name for o in onnx_session.get_outputs()] if onnx_session else None
         self._inputs = ({i.name for i in onnx_session.get_inputs()} if onnx_session else

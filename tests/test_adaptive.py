@@ -391,3 +391,21 @@ def test_the_live_start_is_timed_by_the_median_run_and_engines_are_ranked_by_the
     monkeypatch.setattr(backends.time, "perf_counter", clock)
     assert backends.time_model(Steps(clock), (4, 4), runs=3, typical=True) == pytest.approx(0.03)
     assert backends.time_model(Steps(clock), (4, 4), runs=3) == pytest.approx(0.01)
+
+
+def test_the_style_effect_starts_from_the_median_of_three_runs(monkeypatch):
+    import models.inference.backends as backends
+    from realtime.effects import EffectOptions, create_effect
+
+    calls = []
+    real = backends.time_model
+
+    def spy(model, hw, runs=backends.PROBE_RUNS, typical=False):
+        calls.append((runs, typical))
+        return real(model, hw, runs, typical)
+
+    monkeypatch.setattr(backends, "time_model", spy)
+    fx = create_effect("style", EffectOptions(model="starry_night_tiny", provider="cpu", backend="onnxruntime",
+                                              precision="fp32"))
+    fx.prepare((48, 64), live=True)
+    assert calls[-1] == (3, True) and set(fx.probe_seconds) == {fx.backend}

@@ -79,17 +79,59 @@ def test_openvino_runs_the_decoder_rewritten_and_gives_the_exported_networks_out
     ref = load_style_model(path, "onnxruntime", ["CPUExecutionProvider"], 1)
     fast = load_style_model(path, "openvino", ["CPUExecutionProvider"], 1)
     assert fast.session.multiple == 4  # two upsamplings rewritten
-    for hw in ((48, 64), (50, 66), (37, 53)):
+    x = np.random.default_rng(1).random((1, 3, 48, 64), dtype=np.float32)
+    assert np.abs(fast.run(x) - ref.run(x)).max() < 1e-4
+    assert fast.session._as_exported is None  # the rewritten graph ran: the exported one was not needed
+    for hw in ((50, 66), (37, 53)):  # sides that are not multiples of 4 (with the model's own margin)
         x = np.random.default_rng(1).random((1, 3, *hw), dtype=np.float32)
         y = fast.run(x)
         assert y.shape == x.shape and np.abs(y - ref.run(x)).max() < 1e-4, hw
-    # the rewrite is what ran, and at a side that is not a multiple of 4 it would be wrong
     import openvino as ov
 
     model = ov.Core().read_model(str(path))
     assert upsampling_as_transposed_conv(model) == 2
     assert "ConvolutionBackpropData" in {op.get_type_name() for op in model.get_ordered_ops()}
-    fast.session.multiple = 1  # forced onto every size
+    # Forced onto a size where the upsampling does not double, the rewritten graph gives another
+    # size: the session notices, keeps to the exported graph from then on, and the picture is right.
+    forced = load_style_model(path, "openvino", ["CPUExecutionProvider"], 1)
+    forced.session.multiple = 1
     x = np.random.default_rng(1).random((1, 3, 50, 66), dtype=np.float32)
-    wrong = fast.run(x)
-    assert wrong.shape != x.shape or np.abs(wrong - ref.run(x)).max() > 1e-2
+    y = forced.run(x)
+    assert forced.session.compiled is forced.session._as_exported
+    assert y.shape == x.shape and np.abs(y - ref.run(x)).max() < 1e-4
+
+
+@needs_openvino
+@pytest.mark.parametrize("transform, nearest_mode", [("align_corners", "floor"), ("asymmetric", "ceil"),
+                                                     ("asymmetric", "floor")])
+def test_the_rewrite_takes_only_the_upsampling_it_replaces_exactly(tmp_path, transform, nearest_mode):
+    """Nearest upsampling picks x[o // 2] only with the asymmetric coordinate and floor (as torch
+    exports it); other modes pick other pixels, and the graph keeps them."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    import openvino as ov
+
+    from models.inference.openvino_graph import upsampling_as_transposed_conv
+
+    w = np.random.default_rng(0).normal(size=(2, 2, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["up"], mode="nearest",
+                          coordinate_transformation_mode=transform, nearest_mode=nearest_mode),
+         helper.make_node("Pad", ["up", "pads"], ["padded"], mode="reflect"),
+         helper.make_node("Conv", ["padded", "w"], ["y"])],
+        "toy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 12, 16])],
+        [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2]),
+         helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1]),
+         helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel())])
+    path = tmp_path / "toy.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    core = ov.Core()
+    model = core.read_model(str(path))
+    taken = upsampling_as_transposed_conv(model)
+    assert taken == (transform == "asymmetric" and nearest_mode == "floor")
+    x = np.random.default_rng(1).random((1, 2, 6, 8), dtype=np.float32)
+    exported = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    rewritten = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert np.abs(rewritten({"x": x})[0] - exported({"x": x})[0]).max() < 1e-4  # taken or left, exact

@@ -69,10 +69,16 @@ class OpenVinoSession:
             config["PERFORMANCE_HINT"] = "LATENCY"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.path, self._config, self._core = str(path), config, ov.Core()
+        self._config, self._core = config, ov.Core()
         try:
-            model = self._core.read_model(self.path)
-            rewritten = upsampling_as_transposed_conv(model) if rewrite else 0
+            self._exported = self._core.read_model(str(path))
+            model, rewritten = self._exported, 0
+            if rewrite:
+                try:
+                    model = self._exported.clone()
+                    rewritten = upsampling_as_transposed_conv(model)
+                except Exception:  # a graph the rewrite cannot handle runs as exported
+                    model, rewritten = self._exported, 0
             self.compiled = self._core.compile_model(model, "CPU", config)
         except Exception as e:
             raise InputFileError(path, f"OpenVINO cannot run it ({first_line(e)})") from None
@@ -85,19 +91,31 @@ class OpenVinoSession:
         """The compiled graph that is exact for a style network's input of ``hw``."""
         if hw[0] % self.multiple == 0 and hw[1] % self.multiple == 0:
             return self.compiled
+        return self._exported_graph()
+
+    def _exported_graph(self):
+        """The graph as exported, compiled the first time it is needed."""
         with self._lock:
             if self._as_exported is None:
-                self._as_exported = self._core.compile_model(self.path, "CPU", self._config)
+                self._as_exported = self._core.compile_model(self._exported, "CPU", self._config)
         return self._as_exported
 
-    def run(self, names: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        compiled = self.compiled if self.multiple == 1 else self._graph_for(feeds["image"].shape[-2:])
+    def _infer(self, compiled, feeds: dict[str, np.ndarray]):
         # one request per thread and graph: requests are not shared between threads
         requests = self._local.__dict__.setdefault("requests", {})
         request = requests.get(id(compiled))
         if request is None:
             request = requests[id(compiled)] = compiled.create_infer_request()
-        out = request.infer(feeds)
+        return request.infer(feeds)
+
+    def run(self, names: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        compiled = self.compiled if self.multiple == 1 else self._graph_for(feeds["image"].shape[-2:])
+        out = self._infer(compiled, feeds)
+        if compiled is not self._as_exported and out[names[0]].shape[-2:] != feeds["image"].shape[-2:]:
+            # a style network gives back its input's size: this one's upsampling was not the decoder's
+            self.multiple = 1
+            self.compiled = self._exported_graph()
+            out = self._infer(self.compiled, feeds)
         return [np.array(out[name]) for name in names]
 
 

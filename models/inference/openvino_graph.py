@@ -43,7 +43,13 @@ def _upsample_pad_conv(conv):
             or begin.get_data().tolist() != [0, 0, 1, 1] or end.get_data().tolist() != [0, 0, 1, 1]:
         return None
     up = pad.input_value(0).get_node()
-    if up.get_type_name() != "Interpolate" or up.get_attributes().get("mode") != "nearest":
+    if up.get_type_name() != "Interpolate":
+        return None
+    a = up.get_attributes()
+    # nearest with floor of the asymmetric coordinate (x[o // 2] when it doubles), as torch exports
+    # F.interpolate(mode="nearest"); other modes pick other pixels and have no such kernel
+    if (a.get("mode"), a.get("coordinate_transformation_mode"), a.get("nearest_mode")) != \
+            ("nearest", "asymmetric", "floor") or any(a.get("pads_begin", [])) or any(a.get("pads_end", [])):
         return None
     w = weights.get_data().astype(np.float32)
     if w.ndim != 4 or w.shape[2:] != (3, 3):
@@ -56,8 +62,10 @@ def upsampling_as_transposed_conv(model) -> int:
     ``model`` (an ``openvino.Model``) as edge pad 1 -> transposed convolution; returns how many.
 
     The result equals the original (to float rounding) only for inputs whose sides are multiples
-    of :func:`exact_multiple` of the count; the nodes matched are assumed to upsample by 2, which
-    is what the decoder does at those sizes."""
+    of :func:`exact_multiple` of the count, and only where each matched upsampling doubles both
+    sides, as this project's decoders do (the size comes from the graph at run time: a network
+    whose output then differs in size from its input was not one of them, and
+    :class:`models.inference.backends.OpenVinoSession` falls back to the exported graph)."""
     import openvino.opset13 as ops
 
     count = 0

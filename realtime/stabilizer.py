@@ -27,13 +27,14 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 def backward_flow(dis: cv2.DISOpticalFlow, current: np.ndarray, previous: np.ndarray,
                   size: tuple[int, int]) -> np.ndarray:
     """Flow (H, W, 2) at ``size`` (w, h): for each pixel of ``current``, where it was in ``previous``."""
-    gc, gp = _grey(current), _grey(previous)
-    flow = dis.calc(gc, gp, None)
+    return _enlarge_flow(dis.calc(_grey(current), _grey(previous), None), size)
+
+
+def _enlarge_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flow computed at :data:`FLOW_WIDTH` resized to ``size`` (w, h), its vectors scaled with it."""
     w, h = size
-    s = w / gc.shape[1]
-    if s != 1.0:
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * s
-    return flow
+    s = w / flow.shape[1]
+    return flow if s == 1.0 else cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * s
 
 
 _GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -97,11 +98,9 @@ class FlowStabilizer:
             # table, enlarged, and a per-pixel blend in OpenCV: a few milliseconds at 640x480.
             err = cv2.absdiff(grey, warp(self.prev_grey, flow))
             alpha = cv2.LUT(err, self._trust)
-            s = w / grey.shape[1]
-            if s != 1.0:
-                flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * s
+            if alpha.shape != (h, w):
                 alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-            warped_out = warp(self.prev_out, flow)
+            warped_out = warp(self.prev_out, _enlarge_flow(flow, (w, h)))
             out = cv2.blendLinear(warped_out, stylised, alpha, 1 - alpha)
         self.prev_grey, self.prev_shape, self.prev_out = grey, frame.shape, out
         return out
@@ -120,9 +119,10 @@ def warping_error(inputs: list[np.ndarray], outputs: list[np.ndarray],
     for t in range(1, len(outputs)):
         h, w = inputs[t].shape[:2]
         flow = flows[t - 1] if flows is not None else backward_flow(dis, inputs[t], inputs[t - 1], (w, h))
-        warped_in = warp(inputs[t - 1], flow).astype(np.float32)
+        maps = warp_maps(flow)  # one set of maps for the input and the output
+        warped_in = warp(inputs[t - 1], maps).astype(np.float32)
         visible = np.abs(inputs[t].astype(np.float32) - warped_in).mean(axis=2) < occlusion_tolerance
-        diff = (outputs[t].astype(np.float32) - warp(outputs[t - 1], flow).astype(np.float32)) / 255.0
+        diff = (outputs[t].astype(np.float32) - warp(outputs[t - 1], maps).astype(np.float32)) / 255.0
         total += float((diff ** 2).mean(axis=2)[visible].sum())
         count += int(visible.sum())
     return total / max(count, 1)

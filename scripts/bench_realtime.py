@@ -279,7 +279,7 @@ def _precision(all_precisions: bool, threads: int | None, sheet: Path | None = N
         if name.startswith("openvino") and getattr(model.session, "multiple", 1) > 1:
             # the same engine and precision on the graph as exported, without the decoder rewrite
             # (in turns, twice each, so that a burst of load on a shared machine hits both alike)
-            engine, prec = split_backend(name)
+            prec = split_backend(name)[1]
             rewritten = model.session
             exported = OpenVinoSession(int8_model(path) if prec == "int8" else path, threads, 1, prec, rewrite=False)
             times: dict[str, list[float]] = {"rewritten": [ms], "exported": []}
